@@ -1,0 +1,180 @@
+// ndocker-snapshotter: the daemon containerd reaches through
+// [proxy_plugins.ndocker] (type "snapshot").
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "snapshotter/admin_service.h"
+#include "snapshotter/config.h"
+#include "snapshotter/fs_ops.h"
+#include "snapshotter/labels.h"
+#include "snapshotter/log.h"
+#include "snapshotter/snapshots_service.h"
+#include "snapshotter/status_macros.h"
+#include "snapshotter/unique_fd.h"
+
+namespace ndocker {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+constexpr int kMaxMessageBytes = 16 << 20;  // containerd's limit both ways
+
+// True when some process accepts connections on the socket path.
+bool SocketIsLive(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  path.copy(addr.sun_path, path.size());
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+absl::Status PrepareSocketPath(const std::string& address) {
+  if (address.empty() || address[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("address must be an absolute socket path: ", address));
+  }
+  if (address.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", address));
+  }
+  const std::string dir = std::filesystem::path(address).parent_path();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    // Only a directory we create is ours to make private.
+    NDOCKER_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  } else if ((st.st_mode & 077) != 0) {
+    spdlog::warn("msg=\"socket directory is accessible to other users\" dir={}", Q(dir));
+  }
+  if (::lstat(address.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(address, " exists and is not a socket"));
+    }
+    if (SocketIsLive(address)) {
+      return absl::FailedPreconditionError(absl::StrCat("another daemon is serving ", address));
+    }
+    if (::unlink(address.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("cannot remove stale socket ", address));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"ndocker-snapshotter: a two-tier (fast/slow) containerd snapshotter"};
+  std::string config_path, root, address, log_level, fast_path, slow_path, budget, default_tier;
+  app.add_option("--config", config_path,
+                 absl::StrCat("TOML config file (default ", kDefaultConfigPath, " when present)"));
+  app.add_option("--root", root, absl::StrCat("state directory (default ", kDefaultRoot, ")"));
+  app.add_option("--address", address, absl::StrCat("unix socket to serve (default ", kDefaultAddress, ")"));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--fast-path", fast_path, "fast tier directory (default <root>/fast)");
+  app.add_option("--slow-path", slow_path, "slow tier directory (default <root>/slow)");
+  app.add_option("--fast-budget", budget, "fast tier byte budget, e.g. 8GiB (default unlimited)");
+  app.add_option("--default-tier", default_tier, "tier of snapshots with no placement: fast or slow");
+  app.set_version_flag("--version", kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  Config config;
+  std::string chosen_config = config_path;
+  if (chosen_config.empty() && std::filesystem::exists(kDefaultConfigPath)) chosen_config = kDefaultConfigPath;
+  if (!chosen_config.empty()) {
+    auto loaded = LoadConfig(chosen_config);
+    if (!loaded.ok()) {
+      std::cerr << "ndocker-snapshotter: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = *loaded;
+  }
+  if (!root.empty()) config.root = root;
+  if (!address.empty()) config.address = address;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (!fast_path.empty()) config.fast_path = fast_path;
+  if (!slow_path.empty()) config.slow_path = slow_path;
+  if (!budget.empty()) {
+    auto bytes = ParseByteSize(budget);
+    if (!bytes.ok()) {
+      std::cerr << "ndocker-snapshotter: --fast-budget: " << bytes.status().message() << "\n";
+      return 2;
+    }
+    config.fast_budget_bytes = *bytes;
+  }
+  if (!default_tier.empty()) {
+    auto t = ParseTier(default_tier);
+    if (!t.ok()) {
+      std::cerr << "ndocker-snapshotter: --default-tier: " << t.status().message() << "\n";
+      return 2;
+    }
+    config.default_tier = *t;
+  }
+  if (absl::Status st = InitLogging(config.log_level); !st.ok()) {
+    std::cerr << "ndocker-snapshotter: " << st.message() << "\n";
+    return 2;
+  }
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto core = Snapshotter::Open(config.ToOptions());
+  if (!core.ok()) {
+    spdlog::critical("msg=\"cannot open snapshotter\" root={} error={}", Q(config.root),
+                     Q(core.status().message()));
+    return 1;
+  }
+  if (absl::Status st = PrepareSocketPath(config.address); !st.ok()) {
+    spdlog::critical("msg=\"cannot serve\" address={} error={}", Q(config.address), Q(st.message()));
+    return 1;
+  }
+
+  SnapshotsService snapshots(core->get());
+  AdminService admin(core->get(), kVersion);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
+  builder.RegisterService(&snapshots);
+  builder.RegisterService(&admin);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // The socket is created with mode 0600 (root only) from the start.
+  mode_t old_umask = ::umask(0177);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (!server) {
+    spdlog::critical("msg=\"cannot listen\" address={}", Q(config.address));
+    return 1;
+  }
+  if (::chmod(config.address.c_str(), 0600) != 0) {
+    spdlog::critical("msg=\"cannot chmod socket\" address={}", Q(config.address));
+    return 1;
+  }
+  spdlog::info("msg=\"serving\" address={} root={} fast={} slow={} fast_budget={} default_tier={} version={}",
+               Q(config.address), Q(config.root), Q((*core)->layout().TierRoot(Tier::kFast)),
+               Q((*core)->layout().TierRoot(Tier::kSlow)), config.fast_budget_bytes,
+               TierName(config.default_tier), kVersion);
+  sd_notify(0, "READY=1");
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("msg=\"shutting down\" signal={}", sig);
+  sd_notify(0, "STOPPING=1");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server.reset();
+  ::unlink(config.address.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace ndocker
+
+int main(int argc, char** argv) { return ndocker::Run(argc, argv); }

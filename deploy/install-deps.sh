@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every package needed to build ndocker-snapshotter and to run its
+# tests and quickstart (containerd, runc, a registry, image tools) on Debian 12.
+# Safe to run any number of times.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev liblmdb-dev libarchive-dev libssl-dev libpmem2-dev libsystemd-dev
+  nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libcli11-dev catch2
+  # integration tests and quickstart
+  containerd runc docker-registry umoci skopeo busybox-static
+  libre2-dev
+  attr jq util-linux procps coreutils findutils kmod iproute2 fio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The Debian packages start a system containerd / registry where systemd runs;
+# the tests and the quickstart start their own instances and never touch those.

@@ -1,0 +1,59 @@
+#include "snapshotter/admin_service.h"
+
+#include <sys/statvfs.h>
+
+#include "snapshotter/snapshots_service.h"
+
+namespace ndocker {
+
+grpc::Status AdminService::Status(grpc::ServerContext*, const ndocker::admin::v1::StatusRequest*,
+                                  ndocker::admin::v1::StatusResponse* resp) {
+  auto stats = core_->Stats();
+  if (!stats.ok()) return ToGrpcStatus(stats.status());
+  resp->set_version(version_);
+  resp->set_root(core_->layout().root());
+  for (const TierStats& s : *stats) {
+    auto* t = resp->add_tiers();
+    t->set_name(std::string(TierName(s.tier)));
+    t->set_path(s.path);
+    t->set_committed_bytes(s.committed_bytes);
+    t->set_used_bytes(s.committed_bytes + s.active_bytes);
+    t->set_budget_bytes(s.budget_bytes);
+    t->set_snapshots(s.snapshots);
+    struct statvfs vfs;
+    if (::statvfs(s.path.c_str(), &vfs) == 0) {
+      t->set_fs_total_bytes(static_cast<int64_t>(vfs.f_blocks) * static_cast<int64_t>(vfs.f_frsize));
+      t->set_fs_free_bytes(static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListSnapshots(
+    grpc::ServerContext*, const ndocker::admin::v1::ListSnapshotsRequest*,
+    grpc::ServerWriter<ndocker::admin::v1::ListSnapshotsResponse>* writer) {
+  auto entries = core_->Entries();
+  if (!entries.ok()) return ToGrpcStatus(entries.status());
+  ndocker::admin::v1::ListSnapshotsResponse batch;
+  for (const SnapshotEntry& e : *entries) {
+    auto* s = batch.add_snapshots();
+    s->set_key(e.key);
+    s->set_kind(std::string(KindName(e.record.kind)));
+    s->set_parent(e.record.parent);
+    s->set_tier(std::string(TierName(e.record.tier)));
+    s->set_size(e.record.size);
+    s->set_inodes(e.record.inodes);
+    s->set_id(e.record.id);
+    s->mutable_labels()->insert(e.record.labels.begin(), e.record.labels.end());
+    if (batch.snapshots_size() == 100) {
+      if (!writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      batch.Clear();
+    }
+  }
+  if (batch.snapshots_size() > 0 && !writer->Write(batch)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace ndocker

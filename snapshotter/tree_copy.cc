@@ -1,0 +1,123 @@
+#include "snapshotter/tree_copy.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <unistd.h>
+
+#include <memory>
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/str_cat.h"
+#include "snapshotter/fs_ops.h"
+
+namespace ndocker {
+namespace {
+
+struct ReadDiskDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+struct WriteDiskDeleter {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+struct ResolverDeleter {
+  void operator()(archive_entry_linkresolver* r) const { archive_entry_linkresolver_free(r); }
+};
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+
+absl::Status ArchiveError(archive* a, absl::string_view what) {
+  const char* msg = archive_error_string(a);
+  return absl::InternalError(absl::StrCat("copy: ", what, ": ", msg ? msg : "unknown error"));
+}
+
+// Maps a path that read_disk reports under `src` to the same place under `dst`.
+std::string Rebase(absl::string_view path, absl::string_view src, absl::string_view dst) {
+  if (path.substr(0, src.size()) == src) path.remove_prefix(src.size());
+  return absl::StrCat(dst, path);
+}
+
+absl::Status CopyData(archive* in, archive* out) {
+  const void* buf;
+  size_t size;
+  la_int64_t offset;
+  for (;;) {
+    int r = archive_read_data_block(in, &buf, &size, &offset);
+    if (r == ARCHIVE_EOF) return absl::OkStatus();
+    if (r != ARCHIVE_OK) return ArchiveError(in, "read data");
+    if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) {
+      return ArchiveError(out, "write data");
+    }
+  }
+}
+
+absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::string_view src,
+                        absl::string_view dst) {
+  const std::string dest = Rebase(archive_entry_pathname(entry), src, dst);
+  archive_entry_copy_pathname(entry, dest.c_str());
+  if (const char* hl = archive_entry_hardlink(entry)) {
+    const std::string target = Rebase(hl, src, dst);
+    archive_entry_copy_hardlink(entry, target.c_str());
+    archive_entry_set_size(entry, 0);
+  }
+  if (archive_write_header(out, entry) != ARCHIVE_OK) return ArchiveError(out, dest);
+  if (in != nullptr && archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0 &&
+      archive_entry_hardlink(entry) == nullptr) {
+    if (absl::Status st = CopyData(in, out); !st.ok()) return st;
+  }
+  if (archive_write_finish_entry(out) != ARCHIVE_OK) return ArchiveError(out, dest);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CopyTree(const std::string& src, const std::string& dst, bool sync) {
+  std::unique_ptr<archive, ReadDiskDeleter> in(archive_read_disk_new());
+  std::unique_ptr<archive, WriteDiskDeleter> out(archive_write_disk_new());
+  std::unique_ptr<archive_entry_linkresolver, ResolverDeleter> links(
+      archive_entry_linkresolver_new());
+  if (!in || !out || !links) return absl::ResourceExhaustedError("copy: out of memory");
+
+  // Never follow symlinks, never descend into other mounts, keep atimes alone.
+  archive_read_disk_set_symlink_physical(in.get());
+  if (archive_read_disk_set_behavior(in.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) != ARCHIVE_OK) {
+    return ArchiveError(in.get(), "set behavior");
+  }
+  archive_write_disk_set_options(
+      out.get(), ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                     ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS |
+                     ARCHIVE_EXTRACT_SPARSE | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                     ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  // Numeric ids only: a snapshot's owners are container uids, not host names.
+  archive_entry_linkresolver_set_strategy(links.get(), ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
+
+  if (archive_read_disk_open(in.get(), src.c_str()) != ARCHIVE_OK) return ArchiveError(in.get(), src);
+  for (;;) {
+    std::unique_ptr<archive_entry, EntryDeleter> entry(archive_entry_new());
+    int r = archive_read_next_header2(in.get(), entry.get());
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return ArchiveError(in.get(), "read");
+    if (archive_read_disk_can_descend(in.get()) &&
+        archive_read_disk_descend(in.get()) != ARCHIVE_OK) {
+      return ArchiveError(in.get(), "descend");
+    }
+    archive_entry_set_uname(entry.get(), nullptr);
+    archive_entry_set_gname(entry.get(), nullptr);
+    // The linkresolver turns the second sighting of an inode into a hardlink
+    // to the first; with this strategy it never defers entries.
+    archive_entry* e = entry.release();
+    archive_entry* spare = nullptr;
+    archive_entry_linkify(links.get(), &e, &spare);
+    std::unique_ptr<archive_entry, EntryDeleter> owned(e), owned_spare(spare);
+    if (e != nullptr) {
+      if (absl::Status st = WriteEntry(in.get(), out.get(), e, src, dst); !st.ok()) return st;
+    }
+  }
+  if (archive_read_close(in.get()) != ARCHIVE_OK) return ArchiveError(in.get(), "close");
+  // Directory modes and times are applied at close, after their contents.
+  if (archive_write_close(out.get()) != ARCHIVE_OK) return ArchiveError(out.get(), "finish");
+  if (sync) return SyncFilesystem(dst);
+  return absl::OkStatus();
+}
+
+}  // namespace ndocker
