@@ -375,8 +375,8 @@ struct Selector {
   std::vector<std::string> fieldpath;
   Op op = Op::kPresent;
   std::string value;
-  // Null for a pattern RE2 rejects: containerd accepts such a filter and
-  // the selector then never matches.
+  // Null for a pattern Go's regexp would reject: containerd accepts such a
+  // filter (it compiles only when matching) and the selector never matches.
   std::shared_ptr<const RE2> re;
 
   bool Match(const FieldLookup& lookup) const {

@@ -61,9 +61,17 @@ ndt_fail() {
 # assert_eq EXPECTED ACTUAL WHAT
 assert_eq() {
   if [[ "$1" != "$2" ]]; then
+    if [[ "$1$2" == *$'\n'* ]]; then
+      diff -u --label expected --label actual <(printf '%s\n' "$1") <(printf '%s\n' "$2") >&2 || true
+      ndt_fail "$3: differs from the expected value (diff above)"
+    fi
     ndt_fail "$3: expected [$1], got [$2]"
   fi
-  ndt_pass "$3 = [$1]"
+  if [[ "$1" == *$'\n'* ]]; then
+    ndt_pass "$3 ($(wc -l <<<"$1") lines as expected)"
+  else
+    ndt_pass "$3 = [$1]"
+  fi
 }
 
 # assert_file_eq EXPECTED_FILE ACTUAL_FILE WHAT: identical files, diff shown otherwise.
@@ -494,6 +502,13 @@ ndocker_start() {
   NDOCKER_SOCK=${NDOCKER_SOCK:-$NDT_WORKDIR/run/ndocker.sock}
   NDOCKER_LOG=$NDT_WORKDIR/logs/ndocker.log
   NDOCKER_ARGS=("$@")
+  # Never pick up a host config (/etc/ndocker-snapshotter/config.toml): use an
+  # empty one unless the caller passes --config. Debug logs help bug reports.
+  if [[ " $* " != *" --config "* && " $* " != *" --config="* ]]; then
+    : >"$NDT_WORKDIR/ndocker-config.toml"
+    NDOCKER_ARGS+=(--config "$NDT_WORKDIR/ndocker-config.toml")
+  fi
+  if [[ " $* " != *" --log-level"* ]]; then NDOCKER_ARGS+=(--log-level "${NDT_NDOCKER_LOG_LEVEL:-debug}"); fi
   mkdir -p "$(dirname "$NDOCKER_SOCK")"
   chmod 0700 "$(dirname "$NDOCKER_SOCK")"
   ndocker__launch
@@ -941,6 +956,7 @@ snapshot_tree() {
   content=$(ctrw content ls)
   grep -qF "containerd.io/gc.ref.snapshot.$sn=$top" <<<"$content" ||
     ndt_fail "computed top chainID $top of $ref is not the gc.ref.snapshot.$sn label of its config blob"
+  ndt_log "view of $top through $sn: $(jq -c '[.[] | {t: (.Type // .type), s: (.Source // .source), o: (.Options // .options)}]' <<<"$json")"
   ndt_mount_json "$json" "$target"
   local rc=0
   tree_dump "$target" || rc=$?
