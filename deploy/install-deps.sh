@@ -13,7 +13,7 @@ packages=(
   # integration tests and quickstart
   containerd runc docker-registry umoci skopeo busybox-static
   libre2-dev
-  attr jq util-linux procps coreutils findutils kmod iproute2 fio
+  curl attr jq util-linux procps coreutils findutils kmod iproute2 fio
 )
 
 missing=()

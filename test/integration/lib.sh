@@ -637,6 +637,10 @@ EOF
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$NDT_REGISTRY/pause:3.6"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  # the defaults (/etc/cni/net.d, created at startup, and /opt/cni/bin) are the host's
+  bin_dir = "$dir/cni/bin"
+  conf_dir = "$dir/cni/net.d"
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "$NDOCKER_SNAPSHOTTER_NAME"
   disable_snapshot_annotations = false
@@ -855,8 +859,13 @@ image__verify_layers() {
     esac
   done < <(image__layer_blobs "$layout" "$tag")
   ((n >= 5)) || ndt_fail "image build: expected 5 layers, got $n"
+  local m cfg hist
+  m=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$layout/index.json")
+  cfg=$(jq -r .config.digest "$layout/blobs/sha256/${m#sha256:}")
+  hist=$(jq '[.history[] | select(.empty_layer != true and (.created_by // "") != "")] | length' "$layout/blobs/sha256/${cfg#sha256:}")
+  ((hist == n)) || ndt_fail "image build: $hist non-empty history entries with created_by for $n layers"
   NDT_IMAGE_LAYERS=$n
-  ndt_log "image $layout:$tag: $n layers; verified xattrs, setuid, hardlink, owners (layer 2), whiteout (3), opaque marker (4)"
+  ndt_log "image $layout:$tag: $n layers with history; verified xattrs, setuid, hardlink, owners (layer 2), whiteout (3), opaque marker (4)"
 }
 
 # image_push LAYOUT TAG NAME: push to the test registry; sets NDT_IMAGE_REF.
@@ -911,6 +920,16 @@ image_chain_ids() {
 
 # image_top_chain_id REF
 image_top_chain_id() { image_chain_ids "$1" | tail -n 1; }
+
+# image_layer_usage SNAPSHOTTER REF: "<layer#> <bytes> <inodes>" per layer, from
+# the Usage RPC of each committed layer snapshot (chainID), bottom first.
+image_layer_usage() {
+  local sn=$1 ref=$2 n=0 c
+  for c in $(image_chain_ids "$ref"); do
+    n=$((n + 1))
+    ctrw snapshots --snapshotter "$sn" usage -b "$c" | awk -v n="$n" 'NR == 2 { print n, $2, $3 }'
+  done
+}
 
 # ndt_mount_json MOUNTS_JSON TARGET: perform containerd-style mounts (a JSON
 # array of {type, source, options}) on TARGET.

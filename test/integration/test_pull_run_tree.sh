@@ -95,6 +95,7 @@ assert_tree_facts() {
 #    that the ndocker pull downloads every blob as well (comparable timings).
 pull_and_run overlayfs
 assert_tree_facts "$NDT_WORKDIR/tree-overlayfs.txt" overlayfs
+image_layer_usage overlayfs "$REF" >"$NDT_WORKDIR/usage-overlayfs.txt"
 ctrw image rm --sync "$REF" >/dev/null
 ovl_snaps=$NDT_CTRD_ROOT/io.containerd.snapshotter.v1.overlayfs/snapshots
 ndt_wait_until 30 "overlayfs snapshot folders to be garbage-collected" ndt_dir_empty "$ovl_snaps"
@@ -107,6 +108,10 @@ assert_tree_facts "$NDT_WORKDIR/tree-$NDOCKER_SNAPSHOTTER_NAME.txt" "$NDOCKER_SN
 ndt_step "ndocker serves the same tree as overlayfs"
 assert_file_eq "$NDT_WORKDIR/tree-overlayfs.txt" "$NDT_WORKDIR/tree-$NDOCKER_SNAPSHOTTER_NAME.txt" \
   "tree_dump through $NDOCKER_SNAPSHOTTER_NAME equals tree_dump through overlayfs"
+
+image_layer_usage "$NDOCKER_SNAPSHOTTER_NAME" "$REF" >"$NDT_WORKDIR/usage-$NDOCKER_SNAPSHOTTER_NAME.txt"
+assert_file_eq "$NDT_WORKDIR/usage-overlayfs.txt" "$NDT_WORKDIR/usage-$NDOCKER_SNAPSHOTTER_NAME.txt" \
+  "Usage (bytes, inodes) of every committed layer through $NDOCKER_SNAPSHOTTER_NAME equals overlayfs"
 
 ndt_step "snapshot data lives on the tiers"
 dirs=$(ndocker_snapshot_dirs)

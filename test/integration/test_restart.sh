@@ -55,6 +55,7 @@ mount_dirs >"$NDT_WORKDIR/mountdirs.before"
 
 snap_ls() { ctrw snapshots --snapshotter "$SN" ls | LC_ALL=C sort; }
 snap_ls >"$NDT_WORKDIR/snapshots.before"
+image_layer_usage "$SN" "$REF" >"$NDT_WORKDIR/usage.before"
 ndt_log "$SN snapshots before the kill: $(($(wc -l <"$NDT_WORKDIR/snapshots.before") - 1))"
 ndocker_snapshot_dirs >"$NDT_WORKDIR/dirs.before"
 
@@ -75,6 +76,8 @@ ndt_wait_until 20 "ctr snapshots --snapshotter $SN ls to work again" ctrw snapsh
 ndt_log "snapshotter usable through containerd $(ndt_elapsed "$t0") s after the restart began"
 snap_ls >"$NDT_WORKDIR/snapshots.after"
 assert_file_eq "$NDT_WORKDIR/snapshots.before" "$NDT_WORKDIR/snapshots.after" "ctr snapshots ls after the restart equals the list before the kill"
+image_layer_usage "$SN" "$REF" >"$NDT_WORKDIR/usage.after"
+assert_file_eq "$NDT_WORKDIR/usage.before" "$NDT_WORKDIR/usage.after" "Usage of every committed layer is the same after the restart"
 mount_dirs >"$NDT_WORKDIR/mountdirs.after"
 assert_file_eq "$NDT_WORKDIR/mountdirs.before" "$NDT_WORKDIR/mountdirs.after" \
   "every folder under c1's overlay mount still exists, same inode"
