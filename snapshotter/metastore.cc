@@ -139,19 +139,24 @@ absl::Status MetaTxn::Put(absl::string_view key, const SnapshotRecord& record) {
     return absl::InvalidArgumentError(
         absl::StrCat("snapshot key must be 1 to ", kMaxKeyBytes, " bytes"));
   }
+  // Check the parent before writing anything: a failed Put changes nothing.
+  std::optional<SnapshotRecord> parent;
+  if (!record.parent.empty()) {
+    auto p = Get(record.parent);
+    if (!p.ok()) return p.status();
+    if (!p->has_value()) {
+      return absl::NotFoundError(absl::StrCat("parent snapshot ", record.parent, " does not exist"));
+    }
+    parent = **p;
+  }
   std::string bytes = Encode(record);
   MDB_val k = Val(key), v = Val(bytes);
   if (int rc = mdb_put(txn_, dbis_[kSnapshots], &k, &v, 0); rc != 0) return MdbError(rc, "put");
   auto idk = Be64(record.id);
   MDB_val ik{idk.size(), idk.data()}, iv = Val(key);
   if (int rc = mdb_put(txn_, dbis_[kIds], &ik, &iv, 0); rc != 0) return MdbError(rc, "put id");
-  if (!record.parent.empty()) {
-    auto parent = Get(record.parent);
-    if (!parent.ok()) return parent.status();
-    if (!parent->has_value()) {
-      return absl::NotFoundError(absl::StrCat("parent snapshot ", record.parent, " does not exist"));
-    }
-    std::string edge = EdgeKey((*parent)->id, record.id);
+  if (parent) {
+    std::string edge = EdgeKey(parent->id, record.id);
     MDB_val ek = Val(edge), ev{0, nullptr};
     if (int rc = mdb_put(txn_, dbis_[kChildren], &ek, &ev, 0); rc != 0) return MdbError(rc, "put edge");
   }

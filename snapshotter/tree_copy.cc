@@ -2,12 +2,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
+#include "snapshotter/errno_status.h"
 #include "snapshotter/fs_ops.h"
 
 namespace ndocker {
@@ -71,7 +75,16 @@ absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::s
 
 }  // namespace
 
-absl::Status CopyTree(const std::string& src, const std::string& dst, bool sync) {
+absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool sync) {
+  // SECURE_SYMLINKS refuses to write through a symlink anywhere in an entry's
+  // path, dst's own ancestors included (a tier root reached through a link).
+  char* real = ::realpath(dst_path.c_str(), nullptr);
+  if (real == nullptr) return LastErrnoStatus("realpath", dst_path);
+  const std::string dst(real);
+  ::free(real);
+  struct stat src_root;
+  if (::lstat(src.c_str(), &src_root) != 0) return LastErrnoStatus("stat", src);
+
   std::unique_ptr<archive, ReadDiskDeleter> in(archive_read_disk_new());
   std::unique_ptr<archive, WriteDiskDeleter> out(archive_write_disk_new());
   std::unique_ptr<archive_entry_linkresolver, ResolverDeleter> links(
@@ -116,6 +129,12 @@ absl::Status CopyTree(const std::string& src, const std::string& dst, bool sync)
   if (archive_read_close(in.get()) != ARCHIVE_OK) return ArchiveError(in.get(), "close");
   // Directory modes and times are applied at close, after their contents.
   if (archive_write_close(out.get()) != ARCHIVE_OK) return ArchiveError(out.get(), "finish");
+  // dst existed, so libarchive set its times at once, before its contents
+  // were written (which changed its mtime): set them again.
+  const struct timespec times[2] = {src_root.st_atim, src_root.st_mtim};
+  if (::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return LastErrnoStatus("utimensat", dst);
+  }
   if (sync) return SyncFilesystem(dst);
   return absl::OkStatus();
 }

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2119
 # Integration-test library for ndocker-snapshotter.
 #
 # Source it from a bash script that runs as root:
@@ -12,18 +12,26 @@
 #   ctrw image pull --plain-http --snapshotter ndocker "$NDT_IMAGE_REF"
 #
 # Everything lives in one workdir (NDT_WORKDIR, under $NDT_TMPDIR, $TMPDIR or
-# /var/tmp). The EXIT trap (also reached on SIGINT, SIGTERM and SIGHUP) kills
-# every task, shim and daemon started through this library, unmounts every
-# mount below the workdir (deepest first, lazily as a last resort) and removes
-# the workdir. It never touches the system's /var/lib/containerd or
-# /run/containerd contents.
+# /var/tmp; ext4 and tmpfs both work: overlayfs, user.* and trusted.* xattrs).
+# containerd, registry and daemon get their own root, state, sockets and port,
+# and the containers a containerd namespace of their own (ndt<pid>). The EXIT
+# trap (also reached on SIGINT, SIGTERM, SIGHUP and the NDT_TEST_TIMEOUT
+# watchdog) kills every task, shim and daemon started through this library,
+# unmounts every mount below the workdir (newest first, lazily as a last
+# resort), removes the workdir, and then fails the run if anything leaked.
+# It never touches the system's /var/lib/containerd or /run/containerd, except
+# for the socket files of its own shims, which containerd 1.6 hard-codes under
+# /run/containerd/s (see ndt__cleanup_steps).
 #
 # Environment:
-#   NDOCKER_BIN     daemon binary (default <source>/build/cmd/ndocker-snapshotter)
-#   NDOCKERCTL_BIN  admin CLI (default <source>/build/cmd/ndockerctl)
-#   NDT_TMPDIR      parent of the workdir (default $TMPDIR, else /var/tmp)
-#   NDT_KEEP=1      keep the workdir (processes are still killed, mounts removed)
-#   NDT_VERBOSE=1   echo every ctr call
+#   NDOCKER_BIN        daemon binary (default <source>/build/cmd/ndocker-snapshotter)
+#   NDOCKERCTL_BIN     admin CLI (default <source>/build/cmd/ndockerctl)
+#   NDT_TMPDIR         parent of the workdir (default $TMPDIR, else /var/tmp)
+#   NDT_TEST_TIMEOUT   seconds before the watchdog stops the test (default 300, 0 = never)
+#   NDT_NDOCKER_LOG_LEVEL  daemon --log-level unless given to ndocker_start (default debug)
+#   NDT_KEEP=1         keep the workdir (processes are still killed, mounts removed)
+#   NDT_VERBOSE=1      echo every ctr call
+# A run killed with SIGKILL cannot clean up: test/integration/reap.sh WORKDIR.
 #
 # Functions whose name starts with ndt__ are internal.
 
@@ -182,6 +190,7 @@ ndt_setup() {
 # ended), so that the cleanup runs before an outer timeout (ctest's) SIGKILLs us.
 ndt__start_watchdog() {
   local limit=$1 main=$$
+  ((limit > 0)) || return 0 # NDT_TEST_TIMEOUT=0: no watchdog (e.g. a quickstart)
   (
     trap - EXIT INT TERM HUP
     local i
@@ -197,8 +206,8 @@ ndt__start_watchdog() {
       pid=${d#/proc/}
       [[ $pid == "$me" ]] && continue
       # direct children of the script in its session (not the setsid daemons)
-      read -r -a st <"$d/stat" 2>/dev/null || continue
-      [[ "${st[3]}" == "$main" && "${st[5]}" == "$sid" ]] && kill -TERM "$pid" 2>/dev/null
+      read -r -a fields 2>/dev/null <"$d/stat" || continue
+      [[ "${fields[3]}" == "$main" && "${fields[5]}" == "$sid" ]] && kill -TERM "$pid" 2>/dev/null
     done
   ) &
   NDT_WATCHDOG_PID=$!
@@ -218,10 +227,35 @@ ndt__on_exit() {
     printf '[%s] %s FAILED (exit %d)\n' "$(ndt_ts)" "$(basename "$0")" "$rc" >&2
   fi
   ndt_cleanup
+  if ! ndt__leak_check && ((rc == 0)); then rc=1; fi
   if ((rc == 0)); then
     printf '[%s] %s PASSED\n' "$(ndt_ts)" "$(basename "$0")" >&2
   fi
   exit "$rc"
+}
+
+# ndt__leak_check: after the cleanup, nothing of this run may remain: no mount
+# below the workdir, no process naming it, no cgroup of our namespace, no
+# workdir (unless NDT_KEEP=1). Prints what leaked; returns 1 then.
+ndt__leak_check() {
+  [[ -n "$NDT_WORKDIR" ]] || return 0
+  local leaks=() i left
+  for i in $(seq 20); do # killed processes take a moment to go
+    left=$(ndt__pids_mentioning "$NDT_WORKDIR")
+    [[ -z "$left" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$left" ]] && leaks+=("processes: $(for p in $left; do tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline"; echo "(pid $p);"; done)")
+  left=$(ndt__mounts_under "$NDT_WORKDIR")
+  [[ -n "$left" ]] && leaks+=("mounts: $(tr '\n' ' ' <<<"$left")")
+  if [[ -n "$NDT_NS" ]]; then
+    left=$(ls -d /sys/fs/cgroup/*/"$NDT_NS" /sys/fs/cgroup/"$NDT_NS" 2>/dev/null)
+    [[ -n "$left" ]] && leaks+=("cgroups: $(tr '\n' ' ' <<<"$left")")
+  fi
+  if [[ "${NDT_KEEP:-0}" != 1 && -e "$NDT_WORKDIR" ]]; then leaks+=("workdir: $NDT_WORKDIR"); fi
+  ((${#leaks[@]} == 0)) && return 0
+  printf '[%s] LEAK after cleanup: %s\n' "$(ndt_ts)" "${leaks[@]}" >&2
+  return 1
 }
 
 # Show the end of every daemon log, for a failed run.
@@ -272,16 +306,20 @@ ndt__cleanup_steps() {
   fi
 
   # 1. Tasks and containers, while containerd still runs.
-  if [[ -n "${NDT_CTRD_SOCK:-}" && -S "$NDT_CTRD_SOCK" ]] && timeout 5 ctrw version >/dev/null 2>&1; then
-    for t in $(timeout 10 ctrw task ls -q 2>/dev/null); do
+  if [[ -n "${NDT_CTRD_SOCK:-}" && -S "$NDT_CTRD_SOCK" ]] && ctrw_timeout 5 version >/dev/null 2>&1; then
+    for t in $(ctrw_timeout 10 task ls -q 2>/dev/null); do
       ids+=("$t")
-      timeout 10 ctrw task kill -a -s SIGKILL "$t" >/dev/null 2>&1
+      ctrw_timeout 10 task kill -a -s SIGKILL "$t" >/dev/null 2>&1
     done
-    for t in $(timeout 10 ctrw task ls -q 2>/dev/null); do
-      timeout 20 ctrw task rm -f "$t" >/dev/null 2>&1
+    for i in $(seq 50); do # up to 5 s for the tasks to stop
+      [[ -z "$(ctrw_timeout 10 task ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"')" ]] && break
+      sleep 0.1
     done
-    for c in $(timeout 10 ctrw container ls -q 2>/dev/null); do
-      timeout 20 ctrw container rm "$c" >/dev/null 2>&1
+    for t in $(ctrw_timeout 10 task ls -q 2>/dev/null); do
+      ctrw_timeout 20 task rm -f "$t" >/dev/null 2>&1
+    done
+    for c in $(ctrw_timeout 10 container ls -q 2>/dev/null); do
+      ctrw_timeout 20 container rm "$c" >/dev/null 2>&1
     done
   fi
 
@@ -383,7 +421,7 @@ ndt__kill_cgroup_procs() {
   local f p
   for f in /sys/fs/cgroup/*/"$NDT_NS"/*/cgroup.procs /sys/fs/cgroup/"$NDT_NS"/*/cgroup.procs; do
     [[ -f "$f" ]] || continue
-    for p in $(cat "$f" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    while read -r p; do kill -KILL "$p" 2>/dev/null; done 2>/dev/null <"$f"
   done
 }
 
@@ -409,8 +447,8 @@ ndt__mounts_under() {
 # ndt_unmount_all_under DIR: unmount everything at or below DIR, newest first;
 # lazily as a last resort.
 ndt_unmount_all_under() {
-  local dir=$1 pass mp left
-  for pass in 1 2 3 4 5; do
+  local dir=$1 mp left _
+  for _ in 1 2 3 4 5; do
     left=$(ndt__mounts_under "$dir")
     [[ -z "$left" ]] && return 0
     while read -r mp; do umount "$mp" 2>/dev/null; done < <(tac <<<"$left")
@@ -559,22 +597,57 @@ ndt__socket_accepts() {
   ((rc != 7))
 }
 
-# ndocker_tier_dirs: the snapshot folders of both tiers (default layout).
-ndocker_fast_snapshots() { echo "$NDOCKER_ROOT/fast/snapshots"; }
-ndocker_slow_snapshots() { echo "$NDOCKER_ROOT/slow/snapshots"; }
+# ndocker_tier_dir fast|slow: the tier's directory (--fast-path/--slow-path
+# when given to ndocker_start, else <root>/fast and <root>/slow).
+ndocker_tier_dir() {
+  local flag=--$1-path i
+  for ((i = 0; i < ${#NDOCKER_ARGS[@]}; i++)); do
+    case ${NDOCKER_ARGS[i]} in
+      "$flag") echo "${NDOCKER_ARGS[i + 1]}"; return 0 ;;
+      "$flag"=*) echo "${NDOCKER_ARGS[i]#*=}"; return 0 ;;
+    esac
+  done
+  echo "$NDOCKER_ROOT/$1"
+}
 
 # ndocker_tiers_empty: no snapshot folder on either tier.
 ndocker_tiers_empty() { [[ -z "$(ndocker_snapshot_dirs)" ]]; }
 
+# ndocker_assert_gc_clean [TIMEOUT_S]: after every image and container is gone,
+# containerd's GC (List, Remove, Cleanup) must leave no snapshot known to
+# containerd, no snapshot folder on either tier, no short link in <root>/l and
+# nothing in either tier's staging folder.
+ndocker_assert_gc_clean() {
+  local timeout=${1:-30} t
+  ndt_wait_until "$timeout" "ctr snapshots --snapshotter $NDOCKER_SNAPSHOTTER_NAME ls to be empty" \
+    ctr_snapshots_empty "$NDOCKER_SNAPSHOTTER_NAME"
+  ndt_pass "ctr snapshots --snapshotter $NDOCKER_SNAPSHOTTER_NAME ls is empty"
+  if ! ndt_wait_until_quiet "$timeout" ndocker_tiers_empty; then
+    ndt_fail "snapshot folders left on the tiers ${timeout}s after GC (List/Remove/Cleanup): $(ndocker_snapshot_dirs | tr '\n' ' ')"
+  fi
+  ndt_pass "no snapshot folder in $(ndocker_tier_dir fast)/snapshots or $(ndocker_tier_dir slow)/snapshots"
+  assert_eq "" "$(find "$NDOCKER_ROOT/l" -mindepth 1 -maxdepth 1 2>/dev/null)" "no short link left in $NDOCKER_ROOT/l"
+  for t in fast slow; do
+    t=$(ndocker_tier_dir "$t")
+    assert_eq "" "$(find "$t/staging" -mindepth 1 -maxdepth 1 2>/dev/null)" "nothing left in $t/staging"
+  done
+  t=$(ndocker_tier_dir fast)/hot
+  if [[ -n "$(find "$t" -mindepth 1 -maxdepth 1 2>/dev/null)" ]]; then
+    ndt_log "note: $t is not empty: $(find "$t" -mindepth 1 -maxdepth 1 -printf '%P ')"
+  fi
+}
+
 # ctr_snapshots_empty SNAPSHOTTER: containerd lists no snapshot for it.
 ctr_snapshots_empty() { [[ -z "$(ctrw snapshots --snapshotter "$1" ls | awk 'NR > 1')" ]]; }
 
-# ndocker_snapshot_dirs: "<tier>/<id>" for every snapshot folder on either tier.
+# ndocker_snapshot_dirs: "<tier>/<id>" for every snapshot folder on either
+# tier (the folder is "$(ndocker_tier_dir <tier>)/snapshots/<id>").
 ndocker_snapshot_dirs() {
-  local t
+  local t d
   for t in fast slow; do
-    [[ -d "$NDOCKER_ROOT/$t/snapshots" ]] || continue
-    find "$NDOCKER_ROOT/$t/snapshots" -mindepth 1 -maxdepth 1 -printf "$t/%P\n"
+    d=$(ndocker_tier_dir "$t")/snapshots
+    [[ -d "$d" ]] || continue
+    find "$d" -mindepth 1 -maxdepth 1 -printf "$t/%P\n"
   done | LC_ALL=C sort
 }
 
@@ -667,6 +740,13 @@ EOF
 ctrw() {
   [[ "${NDT_VERBOSE:-0}" == 1 ]] && printf '+ ctr %s\n' "$*" >&2
   ctr --address "$NDT_CTRD_SOCK" --namespace "$NDT_NS" "$@"
+}
+
+# ctrw_timeout SECONDS ARGS...: ctrw, killed after SECONDS (for the cleanup).
+ctrw_timeout() {
+  local t=$1
+  shift
+  timeout "$t" ctr --address "$NDT_CTRD_SOCK" --namespace "$NDT_NS" "$@"
 }
 
 # ctr_run ARGS...: `ctr run` with FIFOs and the runc root inside the workdir
@@ -864,6 +944,7 @@ image__verify_layers() {
   cfg=$(jq -r .config.digest "$layout/blobs/sha256/${m#sha256:}")
   hist=$(jq '[.history[] | select(.empty_layer != true and (.created_by // "") != "")] | length' "$layout/blobs/sha256/${cfg#sha256:}")
   ((hist == n)) || ndt_fail "image build: $hist non-empty history entries with created_by for $n layers"
+  # shellcheck disable=SC2034 # used by the tests
   NDT_IMAGE_LAYERS=$n
   ndt_log "image $layout:$tag: $n layers with history; verified xattrs, setuid, hardlink, owners (layer 2), whiteout (3), opaque marker (4)"
 }
@@ -965,11 +1046,24 @@ snapshot_tree() {
   local sn=$1 ref=$2 top key target json
   top=$(image_top_chain_id "$ref")
   [[ -n "$top" ]] || ndt_fail "no chainID for $ref"
-  key="ndt-view-$sn-$RANDOM$RANDOM"
+  # A view that nothing references is garbage: containerd's GC (which runs
+  # e.g. right after a `ctr run --rm`) may delete it at any moment. ctr cannot
+  # create it under a lease, so it gets a gc.root label at once; if the GC
+  # was faster, the label fails (not found) and we try again.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    key="ndt-view-$sn-$RANDOM$RANDOM"
+    json=$(ctrw snapshots --snapshotter "$sn" view --mounts "$key" "$top") ||
+      ndt_fail "ctr snapshots --snapshotter $sn view $key $top failed"
+    if ctrw snapshots --snapshotter "$sn" label "$key" "containerd.io/gc.root=ndt" >/dev/null 2>&1; then
+      break
+    fi
+    ndt_log "view $key was garbage-collected before it could be labelled (attempt $attempt); again"
+    json=""
+  done
+  [[ -n "$json" ]] || ndt_fail "could not keep a view of $top through $sn from containerd's GC"
   target=$NDT_WORKDIR/mnt/$key
   mkdir -p "$target"
-  json=$(ctrw snapshots --snapshotter "$sn" view --mounts "$key" "$top") ||
-    ndt_fail "ctr snapshots --snapshotter $sn view $key $top failed"
   # Cross-check the computed chainID with the label containerd put on the config blob.
   local content
   content=$(ctrw content ls)

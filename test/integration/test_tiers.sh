@@ -9,6 +9,7 @@
 #    resolved) are that folder's fs and work;
 #  - a file the container writes shows up in that folder's fs;
 # and an unknown tier name is refused with a clear error and leaves nothing.
+# shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -39,7 +40,8 @@ check_tier() {
   [[ $(grep -c . <<<"$new") -eq 1 ]] || ndt_fail "more than one new snapshot folder for container $id: $(tr '\n' ' ' <<<"$new")"
   [[ "$new" == "$tier/"* ]] || ndt_fail "container $id asked for tier $tier, its snapshot folder is $new"
   ndt_pass "the rootfs snapshot of $id is $new"
-  local dir=$NDOCKER_ROOT/${new%%/*}/snapshots/${new#*/}
+  local dir
+  dir=$(ndocker_tier_dir "${new%%/*}")/snapshots/${new#*/}
 
   # what the kernel mounted for the container
   local rootfs=$NDT_CTRD_STATE/io.containerd.runtime.v2.task/$NDT_NS/$id/rootfs mopts upper work
@@ -85,8 +87,4 @@ for id in c-fast c-slow; do
   ctrw container rm "$id"
 done
 ctrw image rm --sync "$REF" >/dev/null
-ndt_wait_until 30 "ctr snapshots --snapshotter $SN ls to be empty" ctr_snapshots_empty "$SN"
-if ! ndt_wait_until_quiet 30 ndocker_tiers_empty; then
-  ndt_fail "snapshot folders left on the tiers after GC: $(ndocker_snapshot_dirs | tr '\n' ' ')"
-fi
-ndt_pass "both tiers empty"
+ndocker_assert_gc_clean 30

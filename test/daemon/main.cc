@@ -1,0 +1,13 @@
+// Daemon tests: each test starts the real ndocker-snapshotter binary as a
+// child process and talks to it over its unix socket with the generated
+// gRPC client, the way containerd's proxy plugin does.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  // ndocker_core (MountAll) may log; tests want only problems.
+  spdlog::set_level(spdlog::level::warn);
+  return Catch::Session().run(argc, argv);
+}
