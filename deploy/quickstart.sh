@@ -44,12 +44,12 @@ ctr_run --rm --snapshotter ndocker "$ref" quickstart1 /bin/sh -c \
 
 ndt_step "where each layer went"
 snapshots=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json)
-printf '%-6s %-20s %-5s %10s\n' LAYER CHAINID TIER BYTES
+printf '%-6s %-14s %-5s %10s\n' LAYER CHAINID TIER BYTES
 n=0
 for chain in $(image_chain_ids "$ref"); do
   n=$((n + 1))
   line=$(jq -c --arg c "$chain" 'select(.kind == "committed" and (.key | endswith("/" + $c)))' <<<"$snapshots" | head -n 1)
-  printf '%-6s %-20s %-5s %10s\n' "$n" "${chain:7:12}…" "$(jq -r .tier <<<"$line")" "$(jq -r .size <<<"$line")"
+  printf '%-6s %-14s %-5s %10s\n' "$n" "${chain:7:12}" "$(jq -r .tier <<<"$line")" "$(jq -r .size <<<"$line")"
 done
 echo
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status

@@ -35,6 +35,18 @@ absl::Status ReadString(const toml::table& t, const std::string& key, std::strin
   return absl::OkStatus();
 }
 
+// Tables must be tables: `tiers = "x"` must not silently mean "no tiers".
+absl::Status CheckTables(const toml::table& table, const std::string& prefix,
+                         const std::set<std::string>& names) {
+  for (const std::string& name : names) {
+    const toml::node* n = table.get(name);
+    if (n != nullptr && !n->is_table()) {
+      return absl::InvalidArgumentError(absl::StrCat("config: ", prefix, name, " must be a table"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadTier(const toml::table& root, const std::string& name, std::string* path,
                       int64_t* budget) {
   const toml::table* tiers = root["tiers"].as_table();
@@ -47,7 +59,7 @@ absl::Status ReadTier(const toml::table& root, const std::string& name, std::str
   NDOCKER_RETURN_IF_ERROR(ReadString(*t, "path", path));
   if (budget == nullptr) return absl::OkStatus();
   if (const toml::node* b = t->get("budget")) {
-    if (auto i = b->value<int64_t>()) {
+    if (auto i = b->value_exact<int64_t>()) {  // exact: no bool or float conversion
       *budget = *i;
     } else if (auto s = b->value<std::string>()) {
       auto bytes = ParseByteSize(*s);
@@ -110,11 +122,13 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   Config c;
   NDOCKER_RETURN_IF_ERROR(CheckKeys(root, "the top level",
                                     {"root", "address", "log_level", "tiers", "placement", "migration"}));
+  NDOCKER_RETURN_IF_ERROR(CheckTables(root, "", {"tiers", "placement", "migration"}));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "root", &c.root));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "address", &c.address));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "log_level", &c.log_level));
   if (const toml::table* tiers = root["tiers"].as_table()) {
     NDOCKER_RETURN_IF_ERROR(CheckKeys(*tiers, "[tiers]", {"fast", "slow"}));
+    NDOCKER_RETURN_IF_ERROR(CheckTables(*tiers, "tiers.", {"fast", "slow"}));
   }
   NDOCKER_RETURN_IF_ERROR(ReadTier(root, "fast", &c.fast_path, &c.fast_budget_bytes));
   NDOCKER_RETURN_IF_ERROR(ReadTier(root, "slow", &c.slow_path, nullptr));
@@ -131,7 +145,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   if (const toml::table* m = root["migration"].as_table()) {
     NDOCKER_RETURN_IF_ERROR(CheckKeys(*m, "[migration]", {"sync"}));
     if (const toml::node* n = m->get("sync")) {
-      auto b = n->value<bool>();
+      auto b = n->value_exact<bool>();  // exact: 1 is not true
       if (!b) return absl::InvalidArgumentError("config: migration.sync must be true or false");
       c.sync_migrations = *b;
     }

@@ -20,7 +20,7 @@ std::string Layout::ShortId(uint64_t id) {
 }
 
 std::optional<uint64_t> Layout::ParseShortId(absl::string_view s) {
-  if (s.empty() || s.size() > 12) return std::nullopt;
+  if (s.empty() || s.size() > 13) return std::nullopt;  // 2^64-1 is 13 base-36 digits
   uint64_t v = 0;
   for (char c : s) {
     int d;

@@ -19,7 +19,10 @@ image_build_and_push
 REF=$NDT_IMAGE_REF
 
 ndt_step "ndocker-snapshotter and containerd"
-ndocker_start
+# A fast budget smaller than the image: the 2 MB layer 2 cannot fit after
+# layer 1 and is moved to the slow tier at commit, so the tree below is served
+# from both tiers at once.
+ndocker_start --fast-budget 2MiB
 containerd_start
 plugin=$(ctrw plugins ls | awk -v n="$NDOCKER_SNAPSHOTTER_NAME" '$1 == "io.containerd.snapshotter.v1" && $2 == n { print $NF }')
 assert_eq ok "$plugin" "containerd plugin io.containerd.snapshotter.v1 $NDOCKER_SNAPSHOTTER_NAME status"
@@ -121,6 +124,8 @@ ndt_log "snapshot folders: $(tr '\n' ' ' <<<"$dirs")"
 n=$(grep -c . <<<"$dirs")
 ((n >= NDT_IMAGE_LAYERS)) || ndt_fail "only $n snapshot folders on the tiers for a $NDT_IMAGE_LAYERS-layer image"
 ndt_pass "$n snapshot folders on the tiers (fast: $(grep -c '^fast/' <<<"$dirs" || true), slow: $(grep -c '^slow/' <<<"$dirs" || true)) for $NDT_IMAGE_LAYERS layers"
+[[ -n "$(grep '^fast/' <<<"$dirs")" && -n "$(grep '^slow/' <<<"$dirs")" ]] ||
+  ndt_fail "expected layers on both tiers with a 2 MiB fast budget"
 committed=$(ctrw snapshots --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" ls | awk 'NR > 1 && $NF == "Committed"' | wc -l)
 assert_eq "$NDT_IMAGE_LAYERS" "$committed" "committed ndocker snapshots listed by containerd"
 

@@ -133,7 +133,8 @@ TEST_CASE("TierAtCommit keeps a snapshot that fits and moves one that does not",
   CHECK(TierAtCommit(Tier::kSlow, 1, b, 0).tier == Tier::kSlow);
 
   // Unlimited: everything stays.
-  TierChoice unlimited = TierAtCommit(Tier::kFast, int64_t{1} << 40, FastBudget(0), int64_t{1} << 40);
+  TierChoice unlimited =
+      TierAtCommit(Tier::kFast, int64_t{1} << 40, FastBudget(0), int64_t{1} << 40);
   CHECK(unlimited.tier == Tier::kFast);
   CHECK(unlimited.reason == "stays");
 }

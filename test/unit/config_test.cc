@@ -82,7 +82,8 @@ TEST_CASE("LoadConfig reads a file; a missing file is NotFound", "[config]") {
 }
 
 TEST_CASE("an empty config gives the defaults", "[config]") {
-  for (const char* text : {"", "# only a comment\n", "\n\n", "[tiers]\n", "[placement]\n[migration]\n"}) {
+  for (const char* text :
+       {"", "# only a comment\n", "\n\n", "[tiers]\n", "[placement]\n[migration]\n"}) {
     INFO("config: " << text);
     auto c = ParseConfig(text, "empty.toml");
     REQUIRE(c.ok());
@@ -148,6 +149,8 @@ TEST_CASE("values of the wrong type are InvalidArgument", "[config]") {
       {"[tiers.fast]\nbudget = [1, 2]\n", "budget"},
       {"[tiers.fast]\nbudget = true\n", "budget"},
       {"[tiers.fast]\nbudget = 1.5\n", "budget"},
+      {"[tiers.fast]\nbudget = 1.0\n", "budget"},
+      {"[tiers.fast]\nbudget = 1e9\n", "budget"},
       {"[tiers.fast]\nbudget = 2024-01-01\n", "budget"},
       {"[placement]\ndefault_tier = 1\n", "default_tier"},
       {"[migration]\nsync = \"yes\"\n", "sync"},

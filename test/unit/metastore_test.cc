@@ -393,7 +393,9 @@ TEST_CASE("View sees committed data only", "[metastore]") {
                if (absl::Status d = t.Delete("old"); !d.ok()) return d;
                // The writer sees its own changes.
                auto mine = t.Get("new");
-               if (!mine.ok() || !mine->has_value()) return absl::InternalError("writer lost its put");
+               if (!mine.ok() || !mine->has_value()) {
+                 return absl::InternalError("writer lost its put");
+               }
                return s->View([&](const MetaTxn& r) -> absl::Status {
                  auto n = r.Get("new");
                  if (!n.ok()) return n.status();

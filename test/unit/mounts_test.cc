@@ -168,7 +168,8 @@ TEST_CASE("absolute lowerdirs on two tiers cannot be compacted", "[mounts]") {
   // Why the links exist: the tier roots share no prefix beyond "/".
   std::vector<std::string> dirs;
   for (int id = 128; id >= 1; --id) {
-    dirs.push_back((id % 2 ? "/srv/slow-tier/snapshots/" : "/mnt/fast-tier/snapshots/") +
+    dirs.push_back((id % 2 ? "/srv/slow-tier-volume/ndocker/snapshots/"
+                           : "/mnt/fast-tier-nvme/ndocker/snapshots/") +
                    std::to_string(id) + "/fs");
   }
   const Options options = {"lowerdir=" + absl::StrJoin(dirs, ":")};
