@@ -9,7 +9,14 @@ packages=(
   libfuse3-dev fuse3 pkg-config util-linux e2fsprogs kmod procps psmisc
   # validation and reporting
   fio jq
+  # images/ (corpus build, push, verify) and net/ (namespaces, shaping, registry)
+  debootstrap umoci skopeo docker-registry containerd runc curl iproute2 tar gzip
+  openjdk-17-jdk-headless  # javac + jar for the openjdk image's app (built on the host)
+  python3-minimal python3-grpcio  # net/cri-pull.py (a CRI PullImage without crictl)
 )
+# images/: npm ci for the express image's node_modules (any npm will do; a
+# nodejs from elsewhere brings its own, which Debian's npm would conflict with)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

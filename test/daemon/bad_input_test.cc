@@ -62,6 +62,8 @@ TEST_CASE_METHOD(Seeded, "unknown keys are NOT_FOUND and change nothing", "[daem
   EXPECT_REJECTED(d, NOT_FOUND, c().Update(InfoFor("missing", {{"a", "1"}}), {"labels.a"}));
   EXPECT_REJECTED(d, NOT_FOUND, c().Update(InfoFor("missing", {{"a", "1"}}), {}));
   EXPECT_REJECTED(d, NOT_FOUND, c().Commit("new-name", "missing"));
+  // overlay looks the key up before it checks the name.
+  EXPECT_REJECTED(d, NOT_FOUND, c().Commit("mid", "missing"));
   // A key that was the active side of a commit is gone afterwards.
   EXPECT_REJECTED(d, NOT_FOUND, c().Stat("base-active", &info));
   EXPECT_REJECTED(d, NOT_FOUND, c().Commit("again", "base-active"));
@@ -206,7 +208,8 @@ TEST_CASE_METHOD(Seeded, "keys longer than 511 bytes are INVALID_ARGUMENT", "[da
   EXPECT_REJECTED(d, NOT_FOUND, c().Usage(long_key));
   EXPECT_REJECTED(d, NOT_FOUND, c().Mounts(long_key));
   EXPECT_REJECTED(d, NOT_FOUND, c().Prepare("new", long_key));
-  // An empty key is never valid either.
+  // Neither is a key with a NUL byte, nor an empty key.
+  EXPECT_REJECTED(d, INVALID_ARGUMENT, c().Prepare(std::string("nul\0key", 7), ""));
   EXPECT_REJECTED(d, INVALID_ARGUMENT, c().Prepare("", ""));
   EXPECT_REJECTED(d, INVALID_ARGUMENT, c().Commit("", "child-active"));
 }

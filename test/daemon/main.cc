@@ -4,9 +4,14 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
+#include <csignal>
+
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
+  // A closed stdout (e.g. `| head`) must not kill the run before the
+  // fixtures' destructors stop the daemons and unmount.
+  std::signal(SIGPIPE, SIG_IGN);
   // ndocker_core (MountAll) may log; tests want only problems.
   spdlog::set_level(spdlog::level::warn);
   return Catch::Session().run(argc, argv);

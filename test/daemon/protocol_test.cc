@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_split.h"
 #include "test/daemon/daemon_fixture.h"
 
 namespace ndocker::daemon_test {
@@ -437,7 +439,7 @@ TEST_CASE("Usage: live for actives, stored for committed, zero for views", "[dae
   CHECK(top_usage.inodes() == 1);
 }
 
-TEST_CASE("Remove children first, then the parent; Cleanup frees the directories", "[daemon][protocol]") {
+TEST_CASE("Remove children first, then the parent, then Cleanup frees the directories", "[daemon][protocol]") {
   DaemonProcess d;
   SnapshotsClient& c = d.client();
   Mounts m;
@@ -532,7 +534,7 @@ TEST_CASE("the socket is 0600 in a 0700 directory the daemon created", "[daemon]
   CHECK_FALSE(fs::exists(fs::symlink_status(d.socket_path())));
 }
 
-TEST_CASE("an existing socket directory keeps its mode; the socket is still 0600", "[daemon][protocol]") {
+TEST_CASE("an existing socket directory keeps its mode and the socket is still 0600", "[daemon][protocol]") {
   DaemonOptions opts;
   opts.precreate_run_dir = 0755;
   DaemonProcess d(opts);
@@ -572,6 +574,73 @@ TEST_CASE("after SIGKILL the daemon replaces the stale socket and keeps its stat
   CHECK(WIFEXITED(rc));
   CHECK(WEXITSTATUS(rc) == 1);
   REQUIRE_OK(d.client().Stat("a"));
+}
+
+TEST_CASE("concurrent clients building chains on both tiers", "[daemon][protocol][concurrency]") {
+  DaemonProcess d;
+  constexpr int kThreads = 8, kDepth = 20;
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto note = [&](const std::string& what, const grpc::Status& st) {
+    if (st.ok()) return true;
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(what + ": " + Describe(st));
+    return false;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string parent;
+      for (int i = 0; i < kDepth; ++i) {
+        const std::string key = "t" + std::to_string(t) + "/extract-" + std::to_string(i);
+        const std::string name = "t" + std::to_string(t) + "/layer-" + std::to_string(i);
+        Mounts m;
+        if (!note("prepare " + key, d.client().Prepare(key, parent, {{kTierLabelKey, i % 2 ? "slow" : "fast"}}, &m))) return;
+        const std::string dir = m[0].type() == "bind" ? m[0].source() : MountOption(m[0], "upperdir").value_or("?");
+        try {
+          WriteFile(dir + "/f" + std::to_string(i), "x");
+        } catch (const std::exception& e) {
+          note(e.what(), grpc::Status(grpc::StatusCode::INTERNAL, "write"));
+          return;
+        }
+        if (!note("commit " + name, d.client().Commit(name, key))) return;
+        note("list", d.client().List({}));
+        if (i % 5 == 0) note("cleanup", d.client().Cleanup());
+        note("view", d.client().View(name + "-view", name));
+        note("remove view", d.client().Remove(name + "-view"));
+        parent = name;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const std::string& e : errors) UNSCOPED_INFO(e);
+  CHECK(errors.empty());
+
+  REQUIRE_OK(d.client().Cleanup());
+  for (int t = 0; t < kThreads; ++t) {
+    Mounts m;
+    const std::string top = "t" + std::to_string(t) + "/top";
+    REQUIRE_OK(d.client().Prepare(top, "t" + std::to_string(t) + "/layer-" + std::to_string(kDepth - 1), {}, &m));
+    auto lower = MountOption(m[0], "lowerdir");
+    REQUIRE(lower.has_value());
+    const std::vector<std::string> lowers = absl::StrSplit(*lower, ':');
+    REQUIRE(lowers.size() == static_cast<size_t>(kDepth));
+    for (int j = 0; j < kDepth; ++j) {
+      INFO("thread " << t << " lowerdir " << j);
+      CHECK(fs::exists(lowers[j] + "/f" + std::to_string(kDepth - 1 - j)));
+    }
+  }
+  std::vector<pb::Info> infos;
+  REQUIRE_OK(d.client().List({}, &infos));
+  CHECK(infos.size() == static_cast<size_t>(kThreads * (kDepth + 1)));
+  size_t dirs = 0;
+  for (const std::string& tier : {d.fast_dir(), d.slow_dir()}) {
+    for (const auto& e : fs::directory_iterator(tier + "/snapshots")) {
+      (void)e;
+      ++dirs;
+    }
+  }
+  CHECK(dirs == static_cast<size_t>(kThreads * (kDepth + 1)));
 }
 
 }  // namespace
