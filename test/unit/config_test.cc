@@ -64,7 +64,7 @@ TEST_CASE("the full example config parses into every field", "[config]") {
   CHECK(o.sync_migrations == false);
 }
 
-TEST_CASE("LoadConfig reads a file; a missing file is NotFound", "[config]") {
+TEST_CASE("LoadConfig reads a file and a missing file is NotFound", "[config]") {
   TempDir dir;
   const std::string path = dir / "config.toml";
   {

@@ -262,7 +262,7 @@ TEST_CASE("walk applies containerd filters", "[snapshotter]") {
   CHECK(Filter::ParseAll({"name=="}).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("the tier label picks the tier; the budget overrides fast", "[snapshotter][tiers]") {
+TEST_CASE("the tier label picks the tier and the budget overrides fast", "[snapshotter][tiers]") {
   TempDir dir;
   auto s = OpenAt(dir, /*budget=*/64 * 1024);
   auto slow = s->Prepare("s", "", {{std::string(kTierLabel), "slow"}});
@@ -322,7 +322,7 @@ TEST_CASE("cleanup removes only what no snapshot owns", "[snapshotter]") {
   CHECK(CountEntries(s->layout().StagingDir(Tier::kSlow)) == 0);
 }
 
-TEST_CASE("state survives a restart; links are repaired", "[snapshotter]") {
+TEST_CASE("state survives a restart and links are repaired", "[snapshotter]") {
   TempDir dir;
   absl::Time created;
   {
