@@ -667,7 +667,9 @@ containerd_start() {
     esac
   done
   local dir=$NDT_WORKDIR/containerd
-  NDT_CTRD_ROOT=$dir/root
+  # NDT_CTRD_ROOT_DIR puts containerd's root (content store, overlayfs
+  # snapshots) elsewhere, e.g. on a benchmark tier; state stays in the workdir.
+  NDT_CTRD_ROOT=${NDT_CTRD_ROOT_DIR:-$dir/root}
   NDT_CTRD_STATE=$dir/state
   NDT_CTRD_SOCK=$dir/containerd.sock
   NDT_CTRD_CONFIG=$dir/config.toml
@@ -735,6 +737,10 @@ EOF
   done
   ndt_log "containerd up (pid $NDT_CTRD_PID, socket $NDT_CTRD_SOCK)"
 }
+
+# containerd_stop: SIGTERM containerd (SIGKILL after 10 s); running shims
+# and containers are left alone, as on a real node.
+containerd_stop() { ndt__stop_pid "$NDT_CTRD_PID"; }
 
 # ctrw ARGS...: ctr against the test containerd and the test namespace.
 ctrw() {

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark runner: every image of the corpus under every
+# configuration, rounds interleaved so that drift hits all alike. Not part of
+# CI. Root only. Needs the testbed (testbed/testbed up), the network
+# (net/netns.sh up; net/netns.sh push) and the corpus (images/build.sh).
+#
+#   test/bench/run.sh [--images a,b] [--configs c1,c2] [--runs N] [--out DIR]
+#
+# Configurations (containerd root = content store + overlayfs snapshots):
+#   overlay-slow   stock overlayfs, containerd root on the slow tier ("Docker")
+#   overlay-fast   stock overlayfs, containerd root on the fast tier ("NVM-Docker")
+#   ndocker-slow   ndocker, containerd root + ndocker root on slow, default tier slow
+#   ndocker-fast   ndocker, containerd root + ndocker root on fast, default tier fast
+#
+# One CSV row per (round, image, configuration):
+#   pull_s                  `ctr image pull` wall time (fetch + unpack)
+#   pull_sync_s             the same plus the `sync` that writes back what
+#                           containerd does not fsync (unpacked files)
+#   store_after_download_s  pull end minus the commit time of the last blob
+#                           (the mtime containerd gives a blob at commit)
+#   cold_start_s            caches dropped, `ctr run` until the readiness probe
+#   warm_start_s            a second container of the same image, caches warm
+#   fast_bytes, slow_bytes  bytes this configuration left on each tier
+set -euo pipefail
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$BENCH/../.." && pwd)
+
+images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out=""
+fast_dir=${NDB_FAST_DIR:-/mnt/ndocker-bench/fast} slow_dir=${NDB_SLOW_DIR:-/mnt/ndocker-bench/slow}
+while (($#)); do
+  case $1 in
+    --images) images=$2; shift 2 ;;
+    --configs) configs=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --fast-dir) fast_dir=$2; shift 2 ;;
+    --slow-dir) slow_dir=$2; shift 2 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+# Everything that fetches (ctr) and the tcp probes live in the client network
+# namespace; re-run this script there once.
+if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
+  mountpoint -q "$fast_dir" || { echo "run.sh: $fast_dir is not mounted: run test/bench/testbed/testbed up" >&2; exit 1; }
+  mountpoint -q "$slow_dir" || { echo "run.sh: $slow_dir is not mounted: run test/bench/testbed/testbed up" >&2; exit 1; }
+  eval "$("$BENCH/net/netns.sh" env)"
+  export NDB_REGISTRY NDB_IN_CLIENT_NS=1
+  exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
+    --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir"
+fi
+
+export NDOCKER_BIN=${NDOCKER_BIN:-$SRC/build/cmd/ndocker-snapshotter}
+export NDOCKERCTL_BIN=${NDOCKERCTL_BIN:-$SRC/build/cmd/ndockerctl}
+export NDT_TEST_TIMEOUT=0 NDT_NDOCKER_LOG_LEVEL=info
+# shellcheck source=../integration/lib.sh
+source "$SRC/test/integration/lib.sh"
+# shellcheck source=images/corpus.sh
+source "$BENCH/images/corpus.sh"
+
+[[ -n "$images" ]] || images=$(corpus_names | paste -sd, -)
+IFS=, read -r -a image_list <<<"$images"
+IFS=, read -r -a config_list <<<"$configs"
+mkdir -p "$out"
+csv=$out/results.csv
+[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes" >"$csv"
+
+ndt_setup bench
+NDB_RATE=$(tc qdisc show dev "${NDB_NET_DEV_CLIENT:-ndb-c0}" 2>/dev/null | sed -n 's/.* rate \([^ ]*\) .*/\1/p' | head -n 1)
+NDB_RATE=${NDB_RATE:-unshaped}
+ndt_log "registry $NDB_REGISTRY, rate $NDB_RATE, tiers fast=$fast_dir slow=$slow_dir, results $out"
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+bytes_of() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
+
+# wipe DIR: remove a configuration's data; nothing may still be mounted there.
+wipe() {
+  ndt_unmount_all_under "$1"
+  rm -rf "$1"
+}
+
+# start_container SNAPSHOTTER REF ID LOG: `ctr run` in the background; prints its pid.
+start_container() {
+  ctr_run --rm --net-host --snapshotter "$1" "$2" "$3" >"$4" 2>&1 &
+  echo $!
+}
+
+# stop_container ID PID
+stop_container() {
+  ctrw task kill -s KILL "$1" >/dev/null 2>&1 || true
+  wait "$2" 2>/dev/null || true
+  ctrw container rm "$1" >/dev/null 2>&1 || true
+}
+
+# time_start SNAPSHOTTER REF ID PROBE BUDGET: seconds from `ctr run` to ready.
+time_start() {
+  local sn=$1 ref=$2 id=$3 probe=$4 budget=$5 log=$NDT_WORKDIR/logs/$3.out t0 pid rc=0
+  t0=$(now)
+  pid=$(start_container "$sn" "$ref" "$id" "$log")
+  bench_probe_wait "$probe" "$log" "$budget" "$pid" || rc=$?
+  local t=$(ndt_elapsed "$t0")
+  stop_container "$id" "$pid"
+  if ((rc != 0)); then
+    ndt_log "container $id: probe $probe did not fire (rc $rc); output:"; tail -n 20 "$log" >&2
+    echo ""
+    return 0
+  fi
+  echo "$t"
+}
+
+# measure ROUND IMAGE CONFIG
+measure() {
+  local round=$1 img=$2 cfg=$3 ref probe budget category sn home_tier
+  ref=$(corpus_ref "$img" "$NDB_REGISTRY")
+  probe=$(corpus_probe "$img")
+  budget=$(corpus_budget "$img")
+  category=$(corpus_field "$img" category)
+  case $cfg in
+    overlay-slow) sn=overlayfs home_tier=$slow_dir ;;
+    overlay-fast) sn=overlayfs home_tier=$fast_dir ;;
+    ndocker-slow) sn=ndocker home_tier=$slow_dir ;;
+    ndocker-fast) sn=ndocker home_tier=$fast_dir ;;
+    *) ndt_fail "unknown configuration $cfg" ;;
+  esac
+  local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
+  wipe "$fast_home"; wipe "$slow_home"
+  mkdir -p "$fast_home" "$slow_home"
+  local home=$home_tier/bench/$cfg
+  if [[ $sn == ndocker ]]; then
+    NDOCKER_ROOT=$home/ndocker ndocker_start --fast-path "$fast_home/fast" --slow-path "$slow_home/slow" \
+      --default-tier "${cfg#ndocker-}"
+  fi
+  NDT_CTRD_ROOT_DIR=$home/containerd containerd_start $([[ $sn == ndocker ]] || echo --no-ndocker)
+
+  drop_caches
+  local t0 t1 t2
+  t0=$(now)
+  ctr_pull "$sn" "$ref"
+  t1=$(now)
+  sync
+  t2=$(now)
+  local last_blob
+  last_blob=$(find "$NDT_CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256" -type f -printf '%T@\n' | sort -n | tail -n 1)
+  local cold warm
+  drop_caches
+  cold=$(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget")
+  warm=$(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+  local fast_bytes slow_bytes
+  fast_bytes=$(bytes_of "$fast_home")
+  slow_bytes=$(bytes_of "$slow_home")
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
+    "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
+    "$cold" "$warm" "$fast_bytes" "$slow_bytes" | tee -a "$csv"
+
+  containerd_stop
+  [[ $sn == ndocker ]] && ndocker_stop
+  ndt_unmount_all_under "$NDT_WORKDIR"
+  wipe "$fast_home"; wipe "$slow_home"
+  unset NDOCKER_ROOT
+}
+
+for ((round = 1; round <= runs; round++)); do
+  for img in "${image_list[@]}"; do
+    # Rotate the order of configurations each round so no configuration always
+    # runs first (page cache, writeback, thermal drift).
+    n=${#config_list[@]}
+    for ((k = 0; k < n; k++)); do
+      cfg=${config_list[$(((k + round - 1) % n))]}
+      ndt_step "round $round/$runs: $img under $cfg"
+      measure "$round" "$img" "$cfg"
+    done
+  done
+done
+ndt_log "results: $csv"
+python3 "$BENCH/report.py" "$csv" --plots "$out" --out "$out/RESULTS.md" \
+  --note "Rate: $NDB_RATE. Tiers: slow = $slow_dir, fast = $fast_dir (see test/bench/testbed)."
