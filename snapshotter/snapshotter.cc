@@ -100,6 +100,12 @@ absl::StatusOr<std::unique_ptr<Snapshotter>> Snapshotter::Open(SnapshotterOption
   auto meta = MetaStore::Open(layout.MetadataDir());
   if (!meta.ok()) return meta.status();
   std::unique_ptr<Snapshotter> s(new Snapshotter(std::move(options), *std::move(meta)));
+  NDOCKER_RETURN_IF_ERROR(s->meta_->View([&](const MetaTxn& txn) -> absl::Status {
+    auto bytes = CommittedBytes(txn, Tier::kFast);
+    if (!bytes.ok()) return bytes.status();
+    s->fast_committed_bytes_ = *bytes;
+    return absl::OkStatus();
+  }));
   NDOCKER_RETURN_IF_ERROR(s->RepairLinks());
   {
     absl::MutexLock lock(&s->placement_mu_);
@@ -150,9 +156,7 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     if (existing->has_value()) {
       return absl::AlreadyExistsError(absl::StrCat("snapshot ", key, " already exists"));
     }
-    auto fast_used = CommittedBytes(txn, Tier::kFast);
-    if (!fast_used.ok()) return fast_used.status();
-    choice = ChooseTier(*requested, options_.default_tier, budget_, *fast_used);
+    choice = ChooseTier(*requested, options_.default_tier, budget_, fast_committed_bytes_.load());
     auto id = txn.NextId();
     if (!id.ok()) return id.status();
 
@@ -267,16 +271,11 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
   auto usage = DiskUsage(layout_.FsDir(rec.tier, rec.id));
   if (!usage.ok()) return usage.status();
 
+  // Commits are serialised here so that two of them cannot both fit into the
+  // last free fast bytes.
   absl::MutexLock lock(&placement_mu_);
-  int64_t fast_used = 0;
-  NDOCKER_RETURN_IF_ERROR(meta_->View([&](const MetaTxn& txn) -> absl::Status {
-    auto b = CommittedBytes(txn, Tier::kFast);
-    if (!b.ok()) return b.status();
-    fast_used = *b;
-    return absl::OkStatus();
-  }));
   const Tier from = rec.tier;
-  const TierChoice choice = TierAtCommit(from, usage->size, budget_, fast_used);
+  const TierChoice choice = TierAtCommit(from, usage->size, budget_, fast_committed_bytes_.load());
   if (choice.tier != from) {
     // Nothing can use an active snapshot as a lower layer, so it may move.
     NDOCKER_RETURN_IF_ERROR(MoveFs(rec.id, from, choice.tier));
@@ -303,6 +302,7 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
     committed.tier = choice.tier;
     return txn.Put(name, committed);
   });
+  if (st.ok() && choice.tier == Tier::kFast) fast_committed_bytes_ += usage->size;
   if (choice.tier == from) {
     if (st.ok()) {
       spdlog::info("msg=\"committed snapshot\" key={} name={} tier={} size={}", Q(key), Q(name),
@@ -361,6 +361,9 @@ absl::Status Snapshotter::Remove(const std::string& key) {
     removed = *rec;
     return txn.Delete(key);
   }));
+  if (removed.kind == Kind::kCommitted && removed.tier == Tier::kFast) {
+    fast_committed_bytes_ -= removed.size;
+  }
   // Like containerd's overlay plugin (asynchronous remove): the data goes at
   // the Cleanup that containerd's GC runs right after its Removes.
   spdlog::info("msg=\"removed snapshot\" key={} id={} tier={}", Q(key), removed.id,

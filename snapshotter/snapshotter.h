@@ -2,6 +2,7 @@
 // over two tiers. Thread-safe; gRPC handlers call it directly.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -83,6 +84,11 @@ class Snapshotter {
   const FastBudget budget_;
   const bool index_off_;
   std::unique_ptr<MetaStore> meta_;
+  // Bytes of committed snapshots on the fast tier: what the budget bounds.
+  // Derived from the records at Open, then kept by Commit and Remove after
+  // their transactions succeed, so Prepare and Commit stay O(1) however many
+  // snapshots exist (a scan cost ~10 ms per call at 10,000 snapshots).
+  std::atomic<int64_t> fast_committed_bytes_{0};
   // Serialises what must see a stable fast-tier total and staging area:
   // commits (budget check + move) and Cleanup.
   absl::Mutex placement_mu_;

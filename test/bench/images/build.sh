@@ -253,7 +253,11 @@ ENV() {
     B_ENV+=("$kv")
   done
 }
-b_json_argv() { jq -cn '$ARGS.positional' --args "$@"; }
+# b_json_argv ARG...: a JSON array of strings (jq's --args would take "-x" for an option)
+b_json_argv() {
+  local a
+  for a; do jq -n --arg a "$a" '$a'; done | jq -sc .
+}
 CMD() {
   local a=(--clear=config.cmd) x
   for x; do a+=("--config.cmd=$x"); done
@@ -450,10 +454,10 @@ recipe_meta() {
     jq -n --arg name "$name" --arg category "$CATEGORY" --arg from "$FROM" --arg probe "$PROBE" \
       --argjson budget "$BUDGET" --arg description "$DESCRIPTION" --argjson own "$layers" \
       --arg user "$user" --arg workdir "$workdir" \
-      --argjson cmd "$(jq -cn '$ARGS.positional' --args "${cmd[@]}")" \
-      --argjson entrypoint "$(jq -cn '$ARGS.positional' --args "${entrypoint[@]}")" \
-      --argjson env "$(jq -cn '$ARGS.positional' --args "${env[@]}")" \
-      --argjson ports "$(jq -cn '$ARGS.positional' --args "${ports[@]}")" \
+      --argjson cmd "$(b_json_argv "${cmd[@]}")" \
+      --argjson entrypoint "$(b_json_argv "${entrypoint[@]}")" \
+      --argjson env "$(b_json_argv "${env[@]}")" \
+      --argjson ports "$(b_json_argv "${ports[@]}")" \
       '{name: $name, category: $category, from: $from, description: $description,
         own_layers: $own, probe: $probe, budget_s: $budget, entrypoint: $entrypoint, cmd: $cmd,
         env: $env, user: $user, workdir: $workdir, ports: $ports}'
