@@ -361,3 +361,28 @@ TEST_CASE("a new snapshot's fs takes its parent's owner", "[snapshotter]") {
 }
 
 }  // namespace ndocker
+
+namespace ndocker {
+
+TEST_CASE("fast-tier room comes back when fast layers are removed, also after restart",
+          "[snapshotter][tiers]") {
+  TempDir dir;
+  {
+    auto s = OpenAt(dir, /*budget=*/16 * 1024);
+    MakeLayer(*s, "full", "", 12 * 1024);  // 12 KiB + its 4 KiB dir: exactly full
+    auto m = s->Prepare("while-full", "", {});
+    REQUIRE(m.ok());
+    CHECK(UpperOf(*m).rfind(s->layout().TierRoot(Tier::kSlow), 0) == 0);
+  }
+  // The counter is rebuilt from the records at Open.
+  auto s = OpenAt(dir, /*budget=*/16 * 1024);
+  auto still_full = s->Prepare("still-full", "", {});
+  REQUIRE(still_full.ok());
+  CHECK(UpperOf(*still_full).rfind(s->layout().TierRoot(Tier::kSlow), 0) == 0);
+  REQUIRE(s->Remove("full").ok());
+  auto room = s->Prepare("room", "", {});
+  REQUIRE(room.ok());
+  CHECK(UpperOf(*room).rfind(s->layout().TierRoot(Tier::kFast), 0) == 0);
+}
+
+}  // namespace ndocker
