@@ -73,7 +73,8 @@ ndt_log "registry $NDB_REGISTRY, rate $NDB_RATE, tiers fast=$fast_dir slow=$slow
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
-bytes_of() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
+# Containers just removed may be garbage-collected while du walks: tolerate it.
+bytes_of() { if [[ -d "$1" ]]; then { du -sb "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
 
 # wipe DIR: remove a configuration's data; nothing may still be mounted there.
 wipe() {

@@ -229,7 +229,9 @@ COPY() {
 # are copied to DST; one layer. Like a multi-stage build's COPY --from.
 COPY_BUILT() {
   local fn=$1 dst=$2 created_by=$3
-  local out=$CACHE/hostbuild/$B_NAME-$fn-$(recipe_hash "$B_NAME" | cut -c1-16)
+  local h out
+  h=$(recipe_hash "$B_NAME")
+  out=$CACHE/hostbuild/$B_NAME-$fn-${h:0:16}
   if [[ ! -f "$out/.done" ]]; then
     rm -rf "$out"
     mkdir -p "$out"
@@ -475,7 +477,8 @@ write_manifest() {
         meta=$(jq --slurpfile i "$info" '. + {layers: $i[0].layers,
           compressed_mb: (($i[0].compressed_bytes / 1e5 | round) / 10),
           unpacked_mb: (($i[0].unpacked_bytes / 1e5 | round) / 10),
-          entrypoint: $i[0].entrypoint, cmd: $i[0].cmd}' <<<"$meta")
+          entrypoint: $i[0].entrypoint, cmd: $i[0].cmd, env: $i[0].env, user: $i[0].user,
+          workdir: $i[0].workdir}' <<<"$meta")
       fi
       echo "$meta"
     done
@@ -501,7 +504,10 @@ print_table() {
   printf '%-11s %-13s %6s %9s %9s %9s  %-7s %s\n' image category layers comp_MB tars_MB unpack_MB status probe
   for name in "$@"; do
     info=$CACHE/oci/$name/info.json
-    if [[ -f "$info" ]] && is_cached "$name"; then
+    if [[ -f "$info" ]] && ! is_cached "$name"; then
+      STATUS[$name]=${STATUS[$name]:-stale}
+    fi
+    if [[ -f "$info" ]]; then
       printf '%-11s %-13s %6s %9s %9s %9s  %-7s %s\n' "$name" "$(recipe_var "$name" CATEGORY)" \
         "$(jq .layers "$info")" "$(mb "$(jq .compressed_bytes "$info")")" "$(mb "$(jq .layer_tar_bytes "$info")")" \
         "$(mb "$(jq .unpacked_bytes "$info")")" "${STATUS[$name]:-cached}" "$(recipe_var "$name" PROBE)"
@@ -537,11 +543,15 @@ esac
 ndt_require_cmds debootstrap umoci jq tar gzip sha256sum chroot mount umount mknod du cp
 mkdir -p "$CACHE"/{base,oci,work,logs,apt-archives/partial,hostbuild}
 exec 9>"$CACHE/.build.lock"
-flock -n 9 || die "another build.sh holds $CACHE/.build.lock"
+flock -n 9 || die "another build.sh (or a step still running from a killed one) holds $CACHE/.build.lock"
 # an earlier run killed hard may have left mounts and scratch behind
+# (--one-file-system: never into a bind mount that survived, e.g. the apt cache)
 ndt_unmount_all_under "$CACHE/work"
-rm -rf "${CACHE:?}"/work/* "$CACHE"/oci/*.tmp
-trap 'ndt_unmount_all_under "$CACHE/work"; rm -rf "${CACHE:?}"/work/*' EXIT
+rm -rf --one-file-system "${CACHE:?}"/work/* "$CACHE"/oci/*.tmp
+trap 'ndt_unmount_all_under "$CACHE/work"; rm -rf --one-file-system "${CACHE:?}"/work/*' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # what to build: the requested images and their FROM chain, in corpus order
 declare -A want=()

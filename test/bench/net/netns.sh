@@ -3,10 +3,12 @@
 # between two network namespaces this script creates.
 #
 #   netns.sh up [--rate RATE] [--storage DIR] [--port PORT]
-#   netns.sh rate RATE            change the limit of a running setup (0 = none)
+#   netns.sh rate RATE            change the limit of a running setup (0 = none;
+#                                 affects whoever uses the setup at the time)
 #   netns.sh status
-#   netns.sh down                 stop the registry, delete both namespaces
-#                                 (the registry storage stays)
+#   netns.sh down [--force]       stop the registry, delete both namespaces
+#                                 (the registry storage stays); refuses while
+#                                 other processes run in them, unless --force
 #   netns.sh exec-client CMD...   run CMD in the client namespace
 #   netns.sh exec-registry CMD... run CMD in the registry namespace
 #   netns.sh push [NAME...]       push the built corpus (images/push.sh) into the
@@ -192,7 +194,7 @@ cmd_up() {
       return 0
     fi
     log "a partial or different setup exists: taking it down first"
-    cmd_down
+    cmd_down --force
     mkdir -p "$STATE"
   fi
   ip netns add "$NS_CLIENT"
@@ -211,14 +213,30 @@ cmd_up() {
   registry_start "$storage" "$port"
 }
 
+# users_of NS: pids in the namespace other than our registry.
+users_of() {
+  local reg p
+  reg=$(registry_pid)
+  for p in $(ip netns pids "$1" 2>/dev/null); do [[ "$p" == "$reg" ]] || printf '%s ' "$p"; done
+}
+
 cmd_down() {
+  local force=0 ns left
+  [[ "${1:-}" == --force ]] && force=1
+  # a runner (containerd, ctr, ...) may be using the setup: do not pull it
+  # away under its feet unless told to
+  for ns in "$NS_CLIENT" "$NS_REG"; do
+    ns_exists "$ns" || continue
+    left=$(users_of "$ns")
+    if [[ -n "$left" ]] && ((force == 0)); then
+      for p in $left; do printf '  %s: %s\n' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120)" >&2; done
+      die "processes still run in $ns (above); stop them first, or: netns.sh down --force"
+    fi
+  done
   registry_stop
-  local ns
   for ns in "$NS_CLIENT" "$NS_REG"; do
     if ns_exists "$ns"; then
-      # processes a runner left in the namespace keep it alive: say so
-      local left
-      left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+      left=$(users_of "$ns")
       [[ -z "$left" ]] || log "warning: processes still in $ns: $left(the namespace goes once they exit)"
       ip netns del "$ns"
       log "deleted namespace $ns"
@@ -331,7 +349,7 @@ cmd=${1:-}
 shift
 case $cmd in
   up) cmd_up "$@" ;;
-  down) cmd_down ;;
+  down) cmd_down "$@" ;;
   status) cmd_status ;;
   rate)
     (($# == 1)) || die "usage: netns.sh rate RATE"

@@ -11,7 +11,9 @@ BUDGET=20
 java_app() {
   local out=$1 src=$HERE/files/openjdk/src t
   t=$(mktemp -d)
-  javac --release 17 -d "$t/classes" $(find "$src" -name '*.java' | sort)
+  local -a sources
+  mapfile -t sources < <(find "$src" -name '*.java' | sort)
+  javac --release 17 -d "$t/classes" "${sources[@]}"
   jar --create --file "$out/app.jar" --main-class bench.App -C "$t/classes" .
   rm -rf "$t"
 }
