@@ -175,5 +175,5 @@ for ((round = 1; round <= runs; round++)); do
   done
 done
 ndt_log "results: $csv"
-python3 "$BENCH/report.py" "$csv" --plots "$out" --out "$out/RESULTS.md" \
+/usr/bin/python3 "$BENCH/report.py" "$csv" --plots "$out" --out "$out/RESULTS.md" \
   --note "Rate: $NDB_RATE. Tiers: slow = $slow_dir, fast = $fast_dir (see test/bench/testbed)."
