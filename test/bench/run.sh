@@ -5,6 +5,7 @@
 # (net/netns.sh up; net/netns.sh push) and the corpus (images/build.sh).
 #
 #   test/bench/run.sh [--images a,b] [--configs c1,c2] [--runs N] [--out DIR]
+#                     [--no-fresh-fs]   (default: `testbed reformat` before each measurement)
 #
 # Configurations (containerd root = content store + overlayfs snapshots):
 #   overlay-slow   stock overlayfs, containerd root on the slow tier ("Docker")
@@ -25,7 +26,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH/../.." && pwd)
 
-images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out=""
+images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out="" fresh_fs=1
 fast_dir=${NDB_FAST_DIR:-/mnt/ndocker-bench/fast} slow_dir=${NDB_SLOW_DIR:-/mnt/ndocker-bench/slow}
 while (($#)); do
   case $1 in
@@ -35,6 +36,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --fast-dir) fast_dir=$2; shift 2 ;;
     --slow-dir) slow_dir=$2; shift 2 ;;
+    --no-fresh-fs) fresh_fs=0; shift ;;
     -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -48,7 +50,8 @@ if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
   eval "$("$BENCH/net/netns.sh" env)"
   export NDB_REGISTRY NDB_IN_CLIENT_NS=1
   exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
-    --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir"
+    --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir" \
+    $( ((fresh_fs)) || echo --no-fresh-fs)
 fi
 
 export NDOCKER_BIN=${NDOCKER_BIN:-$SRC/build/cmd/ndocker-snapshotter}
@@ -126,6 +129,10 @@ measure() {
     *) ndt_fail "unknown configuration $cfg" ;;
   esac
   local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
+  # Every measurement starts from a new, empty file system on both tiers: on
+  # the emulated disk, where earlier runs' files were freed decides how many
+  # positionings a cold start pays (seen as bimodal cold starts without it).
+  if ((fresh_fs)); then "$BENCH/testbed/testbed" reformat >/dev/null; fi
   wipe "$fast_home"; wipe "$slow_home"
   mkdir -p "$fast_home" "$slow_home"
   local home=$home_tier/bench/$cfg
