@@ -22,6 +22,10 @@
 #   cold_start_s            caches dropped, `ctr run` until the readiness probe
 #   warm_start_s            a second container of the same image, caches warm
 #   fast_bytes, slow_bytes  bytes this configuration left on each tier
+#   cold_seeks, cold_slow_read_mb  positionings and bytes read on the emulated
+#                           disk during the cold start (from the emulator's
+#                           stats file): separates a snapshotter's own I/O
+#                           from where ext4 happened to put the files
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH/../.." && pwd)
@@ -48,7 +52,8 @@ if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
   mountpoint -q "$fast_dir" || { echo "run.sh: $fast_dir is not mounted: run test/bench/testbed/testbed up" >&2; exit 1; }
   mountpoint -q "$slow_dir" || { echo "run.sh: $slow_dir is not mounted: run test/bench/testbed/testbed up" >&2; exit 1; }
   eval "$("$BENCH/net/netns.sh" env)"
-  export NDB_REGISTRY NDB_IN_CLIENT_NS=1
+  eval "$("$BENCH/testbed/testbed" env)"
+  export NDB_REGISTRY NDB_IN_CLIENT_NS=1 NDOCKER_BENCH_HDD_STATS
   exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
     --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir" \
     $( ((fresh_fs)) || echo --no-fresh-fs)
@@ -67,7 +72,7 @@ IFS=, read -r -a image_list <<<"$images"
 IFS=, read -r -a config_list <<<"$configs"
 mkdir -p "$out"
 csv=$out/results.csv
-[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes" >"$csv"
+[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb" >"$csv"
 
 ndt_setup bench
 NDB_RATE=$(tc qdisc show dev "${NDB_NET_DEV_CLIENT:-ndb-c0}" 2>/dev/null | sed -n 's/.* rate \([^ ]*\) .*/\1/p' | head -n 1)
@@ -78,6 +83,9 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
 # Containers just removed may be garbage-collected while du walks: tolerate it.
 bytes_of() { if [[ -d "$1" ]]; then { du -sb "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
+
+# hdd_stat KEY: a counter of the HDD emulator (empty when unavailable).
+hdd_stat() { [[ -r "${NDOCKER_BENCH_HDD_STATS:-}" ]] && awk -v k="$1" '$1 == k { print $2 }' "$NDOCKER_BENCH_HDD_STATS"; }
 
 # wipe DIR: remove a configuration's data; nothing may still be mounted there.
 wipe() {
@@ -98,20 +106,28 @@ stop_container() {
   ctrw container rm "$1" >/dev/null 2>&1 || true
 }
 
-# time_start SNAPSHOTTER REF ID PROBE BUDGET: seconds from `ctr run` to ready.
+# time_start SNAPSHOTTER REF ID PROBE BUDGET: prints "SECONDS SEEKS READ_MB":
+# from `ctr run` to ready, and the emulated disk's positionings and bytes read
+# in that window ("-" when unknown; SECONDS "none" when the probe never fired).
 time_start() {
   local sn=$1 ref=$2 id=$3 probe=$4 budget=$5 log=$NDT_WORKDIR/logs/$3.out t0 pid rc=0
+  local seeks0 bytes0 seeks="-" mb="-"
+  seeks0=$(hdd_stat seeks) bytes0=$(hdd_stat bytes_read)
   t0=$(now)
   pid=$(start_container "$sn" "$ref" "$id" "$log")
   bench_probe_wait "$probe" "$log" "$budget" "$pid" || rc=$?
-  local t=$(ndt_elapsed "$t0")
+  local t
+  t=$(ndt_elapsed "$t0")
+  if [[ -n "$seeks0" && -n "$bytes0" ]]; then
+    seeks=$(($(hdd_stat seeks) - seeks0))
+    mb=$(awk -v a="$bytes0" -v b="$(hdd_stat bytes_read)" 'BEGIN { printf "%.1f", (b - a) / 1048576 }')
+  fi
   stop_container "$id" "$pid"
   if ((rc != 0)); then
     ndt_log "container $id: probe $probe did not fire (rc $rc); output:"; tail -n 20 "$log" >&2
-    echo ""
-    return 0
+    t=""
   fi
-  echo "$t"
+  echo "${t:-none} $seeks $mb"
 }
 
 # measure ROUND IMAGE CONFIG
@@ -153,14 +169,20 @@ measure() {
   last_blob=$(find "$NDT_CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256" -type f -printf '%T@\n' | sort -n | tail -n 1)
   local cold warm
   drop_caches
-  cold=$(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget")
-  warm=$(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+  local cold_seeks cold_read_mb _s _m
+  read -r cold cold_seeks cold_read_mb < <(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget")
+  read -r warm _s _m < <(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+  # CSV: empty cells for what is unknown.
+  [[ $cold == none ]] && cold=""
+  [[ $warm == none ]] && warm=""
+  [[ $cold_seeks == - ]] && cold_seeks=""
+  [[ $cold_read_mb == - ]] && cold_read_mb=""
   local fast_bytes slow_bytes
   fast_bytes=$(bytes_of "$fast_home")
   slow_bytes=$(bytes_of "$slow_home")
-  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
     "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
-    "$cold" "$warm" "$fast_bytes" "$slow_bytes" | tee -a "$csv"
+    "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" | tee -a "$csv"
 
   containerd_stop
   [[ $sn == ndocker ]] && ndocker_stop
