@@ -16,16 +16,7 @@ packages=(
   curl attr jq util-linux procps coreutils findutils kmod iproute2 fio
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$(dirname "$0")/apt-install-missing.sh" "${packages[@]}"
 
 # The Debian packages start a system containerd / registry where systemd runs;
 # the tests and the quickstart start their own instances and never touch those.
