@@ -313,6 +313,15 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
   const std::string old_dir = layout_.SnapshotDir(from, rec.id);
   const std::string new_dir = layout_.SnapshotDir(choice.tier, rec.id);
   if (!st.ok()) {
+    // The snapshot stays active on its old tier. A rename on one filesystem
+    // moved the data itself, so it goes back before the new dir is dropped.
+    const std::string old_fs = layout_.FsDir(from, rec.id);
+    if (::access(old_fs.c_str(), F_OK) != 0 &&
+        ::rename(layout_.FsDir(choice.tier, rec.id).c_str(), old_fs.c_str()) != 0) {
+      spdlog::error("msg=\"commit failed and the moved data could not be put back\" key={} path={}",
+                    Q(key), Q(new_dir));
+      return st;
+    }
     (void)RemoveAll(new_dir);
     return st;
   }
@@ -331,13 +340,19 @@ absl::Status Snapshotter::MoveFs(uint64_t id, Tier from, Tier to) {
   const std::string dst_dir = layout_.SnapshotDir(to, id);
   auto staging = MakeTempDir(layout_.StagingDir(to), absl::StrCat(id, "-"));
   if (!staging.ok()) return staging.status();
-  absl::Cleanup drop_staging = [&] { (void)RemoveAll(*staging); };
   const std::string staged_fs = *staging + "/fs";
+  bool renamed = false;
+  // On failure the data goes back where it was; only a copy is thrown away.
+  absl::Cleanup drop_staging = [&] {
+    if (renamed) ::rename(staged_fs.c_str(), src.c_str());
+    (void)RemoveAll(*staging);
+  };
   auto same = SameFilesystem(src, layout_.StagingDir(to));
   if (!same.ok()) return same.status();
   if (*same) {
     // One filesystem (e.g. both tiers on one disk in tests): a rename moves it.
     if (::rename(src.c_str(), staged_fs.c_str()) != 0) return LastErrnoStatus("rename", src);
+    renamed = true;
   } else {
     NDOCKER_RETURN_IF_ERROR(MakeDir(staged_fs, 0755));
     NDOCKER_RETURN_IF_ERROR(CopyTree(src, staged_fs, options_.sync_migrations));
