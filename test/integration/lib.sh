@@ -738,6 +738,19 @@ EOF
   ndt_log "containerd up (pid $NDT_CTRD_PID, socket $NDT_CTRD_SOCK)"
 }
 
+# ndt_start_and_pull [NDOCKER_ARGS...]: the common start of a test: registry,
+# test image, ndocker (with NDOCKER_ARGS), containerd, and a pull of the image
+# through ndocker. Sets REF.
+ndt_start_and_pull() {
+  ndt_step "registry, test image, daemons"
+  registry_start
+  image_build_and_push
+  REF=$NDT_IMAGE_REF
+  ndocker_start "$@"
+  containerd_start
+  ctr_pull "$NDOCKER_SNAPSHOTTER_NAME" "$REF"
+}
+
 # containerd_stop: SIGTERM containerd (SIGKILL after 10 s); running shims
 # and containers are left alone, as on a real node.
 containerd_stop() { ndt__stop_pid "$NDT_CTRD_PID"; }

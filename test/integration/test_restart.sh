@@ -15,13 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ndt_setup restart
 SN=$NDOCKER_SNAPSHOTTER_NAME
 
-ndt_step "registry, test image, daemons"
-registry_start
-image_build_and_push
-REF=$NDT_IMAGE_REF
-ndocker_start
-containerd_start
-ctr_pull "$SN" "$REF"
+ndt_start_and_pull
 ndt_pass "pulled $REF through $SN"
 
 ndt_step "long-running container c1"

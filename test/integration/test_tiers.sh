@@ -17,13 +17,7 @@ TIER_LABEL=containerd.io/snapshot/ndocker.tier
 ndt_setup tiers
 SN=$NDOCKER_SNAPSHOTTER_NAME
 
-ndt_step "registry, test image, daemons"
-registry_start
-image_build_and_push
-REF=$NDT_IMAGE_REF
-ndocker_start
-containerd_start
-ctr_pull "$SN" "$REF"
+ndt_start_and_pull
 ndt_log "image layers are on: $(ndocker_snapshot_dirs | cut -d/ -f1 | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }')"
 
 # check_tier TIER
