@@ -44,6 +44,8 @@ grpc::Status AdminService::ListSnapshots(
     s->set_size(e.record.size);
     s->set_inodes(e.record.inodes);
     s->set_id(e.record.id);
+    s->set_rule(e.record.placement_rule);
+    s->set_reason(e.record.placement_reason);
     s->mutable_labels()->insert(e.record.labels.begin(), e.record.labels.end());
     if (batch.snapshots_size() == 100) {
       if (!writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
@@ -53,6 +55,20 @@ grpc::Status AdminService::ListSnapshots(
   if (batch.snapshots_size() > 0 && !writer->Write(batch)) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetPlan(grpc::ServerContext*, const ndocker::admin::v1::GetPlanRequest* req,
+                                   ndocker::admin::v1::GetPlanResponse* resp) {
+  if (!plans_) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "LASS placement is not running");
+  }
+  if (req->digest().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a manifest or index digest is required");
+  }
+  auto plan = plans_(req->digest());
+  if (!plan.ok()) return ToGrpcStatus(plan.status());
+  *resp = *std::move(plan);
   return grpc::Status::OK;
 }
 

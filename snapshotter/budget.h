@@ -1,4 +1,4 @@
-// Fast-tier byte budget and the tier choice it constrains. Pure logic.
+// Fast-tier byte budget and the placement it constrains. Pure logic.
 //
 // The budget bounds the bytes of committed snapshots on the fast tier. A new
 // snapshot's size is unknown at Prepare, so Prepare only checks that room is
@@ -8,9 +8,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <string>
 
-#include "snapshotter/types.h"
+#include "snapshotter/placement.h"
 
 namespace ndocker {
 
@@ -29,19 +28,14 @@ class FastBudget {
   int64_t limit_;
 };
 
-struct TierChoice {
-  Tier tier;
-  std::string reason;  // why, for logs and ndockerctl
-};
+// `want` as is, unless it asks for the fast tier and no room is left: then
+// the slow tier (rule budget-full). The pull goes on either way.
+Placement FitToBudget(Placement want, const FastBudget& budget, int64_t fast_used);
 
-// Tier for a new snapshot: the label's request, else the default; fast only
-// while the fast tier has room.
-TierChoice ChooseTier(std::optional<Tier> requested, Tier default_tier, const FastBudget& budget,
-                      int64_t fast_used);
-
-// Tier for a snapshot being committed on `current` with `size` bytes: it stays
-// unless it is on the fast tier and would overflow the budget.
-TierChoice TierAtCommit(Tier current, int64_t size, const FastBudget& budget,
-                        int64_t fast_used_by_others);
+// A snapshot being committed on `current` with `size` bytes stays unless it
+// is on the fast tier and would overflow the budget: then the slow tier
+// (rule budget-commit).
+std::optional<Placement> MoveAtCommit(Tier current, int64_t size, const FastBudget& budget,
+                                      int64_t fast_used_by_others);
 
 }  // namespace ndocker

@@ -47,28 +47,86 @@ absl::Status CheckTables(const toml::table& table, const std::string& prefix,
   return absl::OkStatus();
 }
 
-absl::Status ReadTier(const toml::table& root, const std::string& name, std::string* path,
-                      int64_t* budget) {
+absl::Status ReadBool(const toml::table& t, const std::string& where, const std::string& key,
+                      bool* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  auto b = n->value_exact<bool>();  // exact: 1 is not true
+  if (!b) return absl::InvalidArgumentError(absl::StrCat("config: ", where, key, " must be true or false"));
+  *out = *b;
+  return absl::OkStatus();
+}
+
+// Bytes as an integer or a size such as "8GiB"; never negative.
+absl::Status ReadBytes(const toml::table& t, const std::string& where, const std::string& key,
+                       int64_t* out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (auto i = n->value_exact<int64_t>()) {  // exact: no bool or float conversion
+    *out = *i;
+  } else if (auto s = n->value<std::string>()) {
+    auto bytes = ParseByteSize(*s);
+    if (!bytes.ok()) return bytes.status();
+    *out = *bytes;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: ", where, key, " must be bytes or a size like \"8GiB\""));
+  }
+  if (*out < 0) return absl::InvalidArgumentError(absl::StrCat("config: ", where, key, " must not be negative"));
+  return absl::OkStatus();
+}
+
+absl::Status ReadTierName(const toml::table& t, const std::string& where, const std::string& key,
+                          Tier* out) {
+  std::string name;
+  NDOCKER_RETURN_IF_ERROR(ReadString(t, key, &name));
+  if (name.empty()) return absl::OkStatus();
+  auto tier = ParseTier(name);
+  if (!tier.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", where, key, ": ", tier.status().message()));
+  }
+  *out = *tier;
+  return absl::OkStatus();
+}
+
+absl::Status ReadTier(const toml::table& root, const std::string& name, Config* c) {
   const toml::table* tiers = root["tiers"].as_table();
   if (tiers == nullptr) return absl::OkStatus();
   const toml::table* t = (*tiers)[name].as_table();
   if (t == nullptr) return absl::OkStatus();
+  const bool fast = name == "fast";
   NDOCKER_RETURN_IF_ERROR(CheckKeys(*t, absl::StrCat("[tiers.", name, "]"),
-                                    budget ? std::set<std::string>{"path", "budget"}
-                                           : std::set<std::string>{"path"}));
-  NDOCKER_RETURN_IF_ERROR(ReadString(*t, "path", path));
-  if (budget == nullptr) return absl::OkStatus();
-  if (const toml::node* b = t->get("budget")) {
-    if (auto i = b->value_exact<int64_t>()) {  // exact: no bool or float conversion
-      *budget = *i;
-    } else if (auto s = b->value<std::string>()) {
-      auto bytes = ParseByteSize(*s);
-      if (!bytes.ok()) return bytes.status();
-      *budget = *bytes;
-    } else {
-      return absl::InvalidArgumentError("config: tiers.fast.budget must be bytes or a size like \"8GiB\"");
+                                    fast ? std::set<std::string>{"path", "budget"}
+                                         : std::set<std::string>{"path", "flush_on_commit"}));
+  NDOCKER_RETURN_IF_ERROR(ReadString(*t, "path", fast ? &c->fast_path : &c->slow_path));
+  if (fast) return ReadBytes(*t, "tiers.fast.", "budget", &c->fast_budget_bytes);
+  return ReadBool(*t, "tiers.slow.", "flush_on_commit", &c->flush_slow_commits);
+}
+
+absl::Status ReadLass(const toml::table& t, LassConfig* lass) {
+  NDOCKER_RETURN_IF_ERROR(CheckKeys(t, "[lass]",
+                                    {"enabled", "policy", "containerd_root", "max_concurrent_downloads",
+                                     "slow_store_bandwidth"}));
+  NDOCKER_RETURN_IF_ERROR(ReadBool(t, "lass.", "enabled", &lass->enabled));
+  NDOCKER_RETURN_IF_ERROR(ReadString(t, "policy", &lass->policy));
+  if (lass->policy != "ldl" && lass->policy != "predict") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: lass.policy must be \"ldl\" or \"predict\", not \"", lass->policy, "\""));
+  }
+  NDOCKER_RETURN_IF_ERROR(ReadString(t, "containerd_root", &lass->containerd_root));
+  if (lass->containerd_root.empty() || lass->containerd_root[0] != '/') {
+    return absl::InvalidArgumentError("config: lass.containerd_root must be an absolute path");
+  }
+  if (const toml::node* n = t.get("max_concurrent_downloads")) {
+    auto i = n->value_exact<int64_t>();
+    if (!i || *i < 1 || *i > 1024) {
+      return absl::InvalidArgumentError("config: lass.max_concurrent_downloads must be an integer from 1 to 1024");
     }
-    if (*budget < 0) return absl::InvalidArgumentError("config: tiers.fast.budget must not be negative");
+    lass->max_concurrent_downloads = static_cast<int>(*i);
+  }
+  NDOCKER_RETURN_IF_ERROR(ReadBytes(t, "lass.", "slow_store_bandwidth", &lass->slow_store_bytes_per_second));
+  if (lass->slow_store_bytes_per_second == 0) {
+    return absl::InvalidArgumentError("config: lass.slow_store_bandwidth must be more than 0");
   }
   return absl::OkStatus();
 }
@@ -82,6 +140,8 @@ SnapshotterOptions Config::ToOptions() const {
   o.slow_path = slow_path;
   o.fast_budget_bytes = fast_budget_bytes;
   o.default_tier = default_tier;
+  o.container_tier = container_tier;
+  o.flush_slow_commits = flush_slow_commits;
   o.sync_migrations = sync_migrations;
   return o;
 }
@@ -121,8 +181,8 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   }
   Config c;
   NDOCKER_RETURN_IF_ERROR(CheckKeys(root, "the top level",
-                                    {"root", "address", "log_level", "tiers", "placement", "migration"}));
-  NDOCKER_RETURN_IF_ERROR(CheckTables(root, "", {"tiers", "placement", "migration"}));
+                                    {"root", "address", "log_level", "tiers", "placement", "migration", "lass"}));
+  NDOCKER_RETURN_IF_ERROR(CheckTables(root, "", {"tiers", "placement", "migration", "lass"}));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "root", &c.root));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "address", &c.address));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "log_level", &c.log_level));
@@ -130,26 +190,18 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
     NDOCKER_RETURN_IF_ERROR(CheckKeys(*tiers, "[tiers]", {"fast", "slow"}));
     NDOCKER_RETURN_IF_ERROR(CheckTables(*tiers, "tiers.", {"fast", "slow"}));
   }
-  NDOCKER_RETURN_IF_ERROR(ReadTier(root, "fast", &c.fast_path, &c.fast_budget_bytes));
-  NDOCKER_RETURN_IF_ERROR(ReadTier(root, "slow", &c.slow_path, nullptr));
+  NDOCKER_RETURN_IF_ERROR(ReadTier(root, "fast", &c));
+  NDOCKER_RETURN_IF_ERROR(ReadTier(root, "slow", &c));
   if (const toml::table* p = root["placement"].as_table()) {
-    NDOCKER_RETURN_IF_ERROR(CheckKeys(*p, "[placement]", {"default_tier"}));
-    std::string tier;
-    NDOCKER_RETURN_IF_ERROR(ReadString(*p, "default_tier", &tier));
-    if (!tier.empty()) {
-      auto t = ParseTier(tier);
-      if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("config: placement.default_tier: ", t.status().message()));
-      c.default_tier = *t;
-    }
+    NDOCKER_RETURN_IF_ERROR(CheckKeys(*p, "[placement]", {"default_tier", "container_tier"}));
+    NDOCKER_RETURN_IF_ERROR(ReadTierName(*p, "placement.", "default_tier", &c.default_tier));
+    NDOCKER_RETURN_IF_ERROR(ReadTierName(*p, "placement.", "container_tier", &c.container_tier));
   }
   if (const toml::table* m = root["migration"].as_table()) {
     NDOCKER_RETURN_IF_ERROR(CheckKeys(*m, "[migration]", {"sync"}));
-    if (const toml::node* n = m->get("sync")) {
-      auto b = n->value_exact<bool>();  // exact: 1 is not true
-      if (!b) return absl::InvalidArgumentError("config: migration.sync must be true or false");
-      c.sync_migrations = *b;
-    }
+    NDOCKER_RETURN_IF_ERROR(ReadBool(*m, "migration.", "sync", &c.sync_migrations));
   }
+  if (const toml::table* l = root["lass"].as_table()) NDOCKER_RETURN_IF_ERROR(ReadLass(*l, &c.lass));
   return c;
 }
 

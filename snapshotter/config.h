@@ -14,6 +14,19 @@ inline constexpr char kDefaultConfigPath[] = "/etc/ndocker-snapshotter/config.to
 inline constexpr char kDefaultRoot[] = "/var/lib/ndocker-snapshotter";
 inline constexpr char kDefaultAddress[] = "/run/ndocker-snapshotter/ndocker.sock";
 
+// LASS: placement of unpacked layers from the live download state (lass/).
+struct LassConfig {
+  bool enabled = true;
+  std::string policy = "ldl";  // "ldl" or "predict"
+  // containerd's root; the watcher follows <root>/io.containerd.content.v1.content.
+  std::string containerd_root = "/var/lib/containerd";
+  // How many layer downloads a pull runs at once (CRI's max_concurrent_downloads).
+  // The planner uses the larger of this and what it has seen.
+  int max_concurrent_downloads = 3;
+  // Slow-tier write-back rate the `predict` policy assumes until measured.
+  int64_t slow_store_bytes_per_second = int64_t{150} << 20;
+};
+
 struct Config {
   std::string root = kDefaultRoot;
   std::string address = kDefaultAddress;
@@ -22,7 +35,10 @@ struct Config {
   std::string slow_path;  // empty: <root>/slow
   int64_t fast_budget_bytes = 0;
   Tier default_tier = Tier::kFast;
+  Tier container_tier = Tier::kSlow;
+  bool flush_slow_commits = true;
   bool sync_migrations = true;
+  LassConfig lass;
 
   SnapshotterOptions ToOptions() const;
 };

@@ -57,6 +57,8 @@ std::string Encode(const SnapshotRecord& r) {
   pb.set_tier(r.tier == Tier::kFast ? ndocker::store::v1::TIER_FAST : ndocker::store::v1::TIER_SLOW);
   pb.set_size(r.size);
   pb.set_inodes(r.inodes);
+  pb.set_placement_rule(r.placement_rule);
+  pb.set_placement_reason(r.placement_reason);
   return pb.SerializeAsString();
 }
 
@@ -75,6 +77,8 @@ absl::StatusOr<SnapshotRecord> Decode(absl::string_view bytes) {
   r.tier = pb.tier() == ndocker::store::v1::TIER_FAST ? Tier::kFast : Tier::kSlow;
   r.size = pb.size();
   r.inodes = pb.inodes();
+  r.placement_rule = pb.placement_rule();
+  r.placement_reason = pb.placement_reason();
   return r;
 }
 

@@ -34,6 +34,8 @@ struct SnapshotRecord {
   Tier tier = Tier::kSlow;
   int64_t size = 0;    // stored at Commit
   int64_t inodes = 0;
+  std::string placement_rule;    // see snapshotter/placement.h
+  std::string placement_reason;
 };
 
 // LMDB rejects longer keys; containerd keys are far shorter in practice.

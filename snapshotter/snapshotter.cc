@@ -74,7 +74,11 @@ Snapshotter::Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> 
       layout_(options_.root, options_.fast_path, options_.slow_path),
       budget_(options_.fast_budget_bytes),
       index_off_(::access("/sys/module/overlay/parameters/index", F_OK) == 0),
-      meta_(std::move(meta)) {}
+      meta_(std::move(meta)) {
+  if (options_.flush_slow_commits) {
+    slow_flusher_ = std::make_unique<TierFlusher>(layout_.TierRoot(Tier::kSlow));
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Snapshotter>> Snapshotter::Open(SnapshotterOptions options) {
   if (options.root.empty() || options.root[0] != '/') {
@@ -134,9 +138,23 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   auto requested = RequestedTier(labels);
   if (!requested.ok()) return requested.status();
 
+  // Decided before the transaction: an advisor answers from memory, and
+  // only the budget check needs the lock-free counter at the last moment.
+  PlacementRequest request{.key = key, .parent = parent, .labels = &labels, .kind = kind,
+                           .unpack_chain_id = kind == Kind::kActive ? UnpackChainId(key, labels) : "",
+                           .now = absl::Now()};
+  Placement want;
+  if (*requested) {
+    want = {**requested, rule::kLabel, absl::StrCat("label ndocker.tier=", TierName(**requested))};
+  } else if (auto advice = options_.advisor ? options_.advisor->Advise(request) : std::nullopt) {
+    want = *std::move(advice);
+  } else {
+    want = DefaultPlacement(request, options_.default_tier, options_.container_tier);
+  }
+
   std::vector<Mount> mounts;
   std::string placed_dir, placed_link, temp_dir;
-  TierChoice choice{};
+  Placement choice;
   absl::Status st = meta_->Update([&](MetaTxn& txn) -> absl::Status {
     std::optional<SnapshotRecord> parent_rec;
     if (!parent.empty()) {
@@ -156,7 +174,7 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     if (existing->has_value()) {
       return absl::AlreadyExistsError(absl::StrCat("snapshot ", key, " already exists"));
     }
-    choice = ChooseTier(*requested, options_.default_tier, budget_, fast_committed_bytes_.load());
+    choice = FitToBudget(want, budget_, fast_committed_bytes_.load());
     auto id = txn.NextId();
     if (!id.ok()) return id.status();
 
@@ -191,6 +209,8 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     rec.labels = labels;
     DropEmptyValues(rec.labels);
     rec.tier = choice.tier;
+    rec.placement_rule = choice.rule;
+    rec.placement_reason = choice.reason;
     NDOCKER_RETURN_IF_ERROR(txn.Put(key, rec));
     auto m = MountsFor(txn, rec);
     if (!m.ok()) return m.status();
@@ -203,9 +223,9 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     if (!placed_link.empty()) ::unlink(placed_link.c_str());
     return st;
   }
-  spdlog::info("msg=\"{} snapshot\" key={} parent={} tier={} reason={}",
+  spdlog::info("msg=\"{} snapshot\" key={} parent={} tier={} rule={} reason={}",
                kind == Kind::kActive ? "prepared" : "viewed", Q(key), Q(parent),
-               TierName(choice.tier), Q(choice.reason));
+               TierName(choice.tier), choice.rule, Q(choice.reason));
   return mounts;
 }
 
@@ -275,7 +295,9 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
   // last free fast bytes.
   absl::MutexLock lock(&placement_mu_);
   const Tier from = rec.tier;
-  const TierChoice choice = TierAtCommit(from, usage->size, budget_, fast_committed_bytes_.load());
+  const Placement choice =
+      MoveAtCommit(from, usage->size, budget_, fast_committed_bytes_.load())
+          .value_or(Placement{from, rec.placement_rule, rec.placement_reason});
   if (choice.tier != from) {
     // Nothing can use an active snapshot as a lower layer, so it may move.
     NDOCKER_RETURN_IF_ERROR(MoveFs(rec.id, from, choice.tier));
@@ -300,13 +322,24 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
     committed.size = usage->size;
     committed.inodes = usage->inodes;
     committed.tier = choice.tier;
+    committed.placement_rule = choice.rule;
+    committed.placement_reason = choice.reason;
     return txn.Put(name, committed);
   });
-  if (st.ok() && choice.tier == Tier::kFast) fast_committed_bytes_ += usage->size;
+  if (st.ok()) {
+    if (choice.tier == Tier::kFast) fast_committed_bytes_ += usage->size;
+    if (choice.tier == Tier::kSlow && slow_flusher_) slow_flusher_->Request(usage->size);
+    if (options_.advisor) {
+      options_.advisor->Committed(CommitReport{.key = key, .name = name, .tier = choice.tier,
+                                               .rule = choice.rule, .reason = choice.reason,
+                                               .size = usage->size, .prepared = rec.created,
+                                               .committed = absl::Now()});
+    }
+  }
   if (choice.tier == from) {
     if (st.ok()) {
-      spdlog::info("msg=\"committed snapshot\" key={} name={} tier={} size={}", Q(key), Q(name),
-                   TierName(from), usage->size);
+      spdlog::info("msg=\"committed snapshot\" key={} name={} tier={} size={} rule={}", Q(key),
+                   Q(name), TierName(from), usage->size, choice.rule);
     }
     return st;
   }
@@ -330,8 +363,8 @@ absl::Status Snapshotter::Commit(const std::string& name, const std::string& key
   // removes it once that mount is gone).
   auto mounts = ReadMountInfo();
   if (mounts.ok() && !DirInUse(*mounts, old_dir)) NDOCKER_RETURN_IF_ERROR(RemoveAll(old_dir));
-  spdlog::info("msg=\"committed snapshot\" key={} name={} tier={} size={} reason={}", Q(key),
-               Q(name), TierName(choice.tier), usage->size, Q(choice.reason));
+  spdlog::info("msg=\"committed snapshot\" key={} name={} tier={} size={} rule={} reason={}",
+               Q(key), Q(name), TierName(choice.tier), usage->size, choice.rule, Q(choice.reason));
   return absl::OkStatus();
 }
 

@@ -15,6 +15,8 @@
 #include "snapshotter/filter.h"
 #include "snapshotter/layout.h"
 #include "snapshotter/metastore.h"
+#include "snapshotter/placement.h"
+#include "snapshotter/tier_flusher.h"
 #include "snapshotter/types.h"
 
 namespace ndocker {
@@ -25,6 +27,14 @@ struct SnapshotterOptions {
   std::string slow_path;  // default <root>/slow
   int64_t fast_budget_bytes = 0;  // 0 = unlimited
   Tier default_tier = Tier::kFast;
+  // Container rootfs snapshots (active snapshots that are not unpacks).
+  Tier container_tier = Tier::kSlow;
+  // Start writing a slow-tier snapshot back (syncfs in the background) as
+  // soon as it is committed, so it is durable while later layers still
+  // download instead of at the pull's end.
+  bool flush_slow_commits = true;
+  // Consulted for every new snapshot without an ndocker.tier label (LASS).
+  std::shared_ptr<PlacementAdvisor> advisor;
   // Sync copies made when a snapshot moves between tiers before switching.
   bool sync_migrations = true;
 };
@@ -68,6 +78,10 @@ class Snapshotter {
   absl::StatusOr<std::vector<TierStats>> Stats();
   absl::StatusOr<std::vector<SnapshotEntry>> Entries();
   const Layout& layout() const { return layout_; }
+  // Measured write-back rate of the slow tier (0 = not measured yet).
+  double SlowFlushBytesPerSecond() const {
+    return slow_flusher_ ? slow_flusher_->BytesPerSecond() : 0;
+  }
 
  private:
   Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> meta);
@@ -92,6 +106,7 @@ class Snapshotter {
   // Serialises what must see a stable fast-tier total and staging area:
   // commits (budget check + move) and Cleanup.
   absl::Mutex placement_mu_;
+  std::unique_ptr<TierFlusher> slow_flusher_;  // null unless flush_slow_commits
 };
 
 }  // namespace ndocker

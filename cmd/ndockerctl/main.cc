@@ -4,15 +4,21 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "containerd/services/images/v1/images.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "ndocker/admin/v1/admin.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "snapshotter/config.h"
 
 namespace {
 
 namespace admin = ndocker::admin::v1;
+namespace images = containerd::services::images::v1;
+using nlohmann::json;
 
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -56,23 +62,125 @@ int List(admin::Admin::Stub& stub, const std::string& address, bool json) {
   auto reader = stub.ListSnapshots(&ctx, admin::ListSnapshotsRequest());
   admin::ListSnapshotsResponse batch;
   if (!json) {
-    std::cout << absl::StrFormat("%-10s %-5s %-12s %-60s %s\n", "KIND", "TIER", "SIZE", "KEY", "PARENT");
+    std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-60s %s\n", "KIND", "TIER", "SIZE", "RULE",
+                                 "KEY", "PARENT");
   }
   while (reader->Read(&batch)) {
     for (const auto& s : batch.snapshots()) {
       if (json) {
-        std::cout << "{\"key\":" << std::quoted(s.key()) << ",\"kind\":\"" << s.kind()
-                  << "\",\"parent\":" << std::quoted(s.parent()) << ",\"tier\":\"" << s.tier()
-                  << "\",\"size\":" << s.size() << ",\"id\":" << s.id() << "}\n";
+        std::cout << nlohmann::json{{"key", s.key()},   {"kind", s.kind()}, {"parent", s.parent()},
+                                    {"tier", s.tier()}, {"size", s.size()}, {"id", s.id()},
+                                    {"rule", s.rule()}, {"reason", s.reason()}}
+                         .dump()
+                  << "\n";
       } else {
-        std::cout << absl::StrFormat("%-10s %-5s %-12s %-60s %s\n", s.kind(), s.tier(),
-                                     s.kind() == "committed" ? HumanBytes(s.size()) : "-", s.key(),
-                                     s.parent());
+        std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-60s %s\n", s.kind(), s.tier(),
+                                     s.kind() == "committed" ? HumanBytes(s.size()) : "-",
+                                     s.rule().empty() ? "-" : s.rule(), s.key(), s.parent());
       }
     }
   }
   grpc::Status st = reader->Finish();
   if (!st.ok()) return Fail(st, address);
+  return 0;
+}
+
+
+// An image name becomes its target digest through containerd's Images
+// service; a digest is used as given.
+int ResolveDigest(const std::string& what, const std::string& containerd_address,
+                  const std::string& ns, std::string* digest) {
+  if (absl::StartsWith(what, "sha256:")) {
+    *digest = what;
+    return 0;
+  }
+  auto channel = grpc::CreateChannel(absl::StrCat("unix:", containerd_address),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = images::Images::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("containerd-namespace", ns);
+  images::GetImageRequest req;
+  req.set_name(what);
+  images::GetImageResponse resp;
+  grpc::Status st = stub->Get(&ctx, req, &resp);
+  if (!st.ok()) {
+    std::cerr << "ndockerctl: image " << what << " in namespace " << ns << ": " << st.error_message();
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      std::cerr << " (is containerd listening on " << containerd_address << "? see --containerd-address)";
+    }
+    std::cerr << "\n";
+    return 1;
+  }
+  *digest = resp.image().target().digest();
+  return 0;
+}
+
+std::string TimeOrDash(int64_t unix_nanos) {
+  if (unix_nanos == 0) return "-";
+  return absl::FormatTime("%H:%M:%E3S", absl::FromUnixNanos(unix_nanos), absl::LocalTimeZone());
+}
+
+std::string Rfc3339OrEmpty(int64_t unix_nanos) {
+  if (unix_nanos == 0) return "";
+  return absl::FormatTime(absl::RFC3339_full, absl::FromUnixNanos(unix_nanos), absl::UTCTimeZone());
+}
+
+std::string Short(const std::string& digest) {
+  const size_t colon = digest.find(':');
+  return digest.substr(colon == std::string::npos ? 0 : colon + 1, 12);
+}
+
+int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string& digest, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::GetPlanRequest req;
+  req.set_digest(digest);
+  admin::GetPlanResponse resp;
+  grpc::Status st = stub.GetPlan(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  if (as_json) {
+    json layers = json::array();
+    for (const auto& l : resp.layers()) {
+      layers.push_back({{"index", l.index()},
+                        {"digest", l.digest()},
+                        {"chain_id", l.chain_id()},
+                        {"compressed_size", l.compressed_size()},
+                        {"unpacked_size", l.unpacked_size()},
+                        {"state", l.state()},
+                        {"downloaded_bytes", l.downloaded_bytes()},
+                        {"download_start", Rfc3339OrEmpty(l.download_start_unix_nano())},
+                        {"download_end", Rfc3339OrEmpty(l.download_end_unix_nano())},
+                        {"unpack_start", Rfc3339OrEmpty(l.unpack_start_unix_nano())},
+                        {"unpack_end", Rfc3339OrEmpty(l.unpack_end_unix_nano())},
+                        {"tier", l.tier()},
+                        {"rule", l.rule()},
+                        {"reason", l.reason()},
+                        {"snapshot", l.snapshot_key()}});
+    }
+    std::cout << json{{"manifest", resp.manifest()},
+                      {"config", resp.config()},
+                      {"policy", resp.policy()},
+                      {"live", resp.live()},
+                      {"bandwidth_bytes_per_second", resp.bandwidth_bytes_per_second()},
+                      {"layers", layers}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << "image " << resp.manifest() << " (config " << Short(resp.config()) << "), policy "
+            << resp.policy() << (resp.live() ? ", download tracked live" : "") << "\n";
+  std::cout << absl::StrFormat("%-3s %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", "#", "BLOB",
+                               "COMPRESSED", "UNPACKED", "DL START", "DL END", "UNPACK START",
+                               "UNPACK END", "TIER", "RULE: REASON");
+  for (const auto& l : resp.layers()) {
+    std::cout << absl::StrFormat(
+        "%-3d %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", l.index(), Short(l.digest()),
+        HumanBytes(l.compressed_size()), l.unpacked_size() > 0 ? HumanBytes(l.unpacked_size()) : "-",
+        TimeOrDash(l.download_start_unix_nano()), TimeOrDash(l.download_end_unix_nano()),
+        TimeOrDash(l.unpack_start_unix_nano()), TimeOrDash(l.unpack_end_unix_nano()),
+        l.tier().empty() ? "-" : l.tier(),
+        l.rule().empty() ? std::string("not placed by LASS (present, or not unpacked yet)")
+                         : absl::StrCat(l.rule(), ": ", l.reason()));
+  }
   return 0;
 }
 
@@ -87,10 +195,25 @@ int main(int argc, char** argv) {
   auto* ls = app.add_subcommand("ls", "every snapshot with its kind, tier and size");
   bool json = false;
   ls->add_flag("--json", json, "one JSON object per line");
+  auto* plan = app.add_subcommand("plan", "per layer of a pulled image: download, unpack, tier and why");
+  std::string image;
+  std::string containerd_address = "/run/containerd/containerd.sock";
+  std::string ns = "default";
+  bool plan_json = false;
+  plan->add_option("image", image, "image name (resolved through containerd) or manifest/index digest")
+      ->required();
+  plan->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
+  plan->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
+  plan->add_flag("--json", plan_json, "JSON output");
   CLI11_PARSE(app, argc, argv);
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", address), grpc::InsecureChannelCredentials());
   auto stub = admin::Admin::NewStub(channel);
   if (app.got_subcommand("status")) return Status(*stub, address);
+  if (app.got_subcommand("plan")) {
+    std::string digest;
+    if (int rc = ResolveDigest(image, containerd_address, ns, &digest); rc != 0) return rc;
+    return Plan(*stub, address, digest, plan_json);
+  }
   return List(*stub, address, json);
 }

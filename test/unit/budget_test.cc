@@ -55,88 +55,59 @@ TEST_CASE("HasRoom and Fits at the boundaries", "[budget]") {
   CHECK_FALSE(one.Fits(0, 2));
 }
 
-TEST_CASE("ChooseTier without a label uses the default tier", "[budget]") {
-  FastBudget unlimited(0);
-  TierChoice fast = ChooseTier(std::nullopt, Tier::kFast, unlimited, 123);
-  CHECK(fast.tier == Tier::kFast);
-  CHECK(fast.reason == "default tier fast");
-
-  TierChoice slow = ChooseTier(std::nullopt, Tier::kSlow, unlimited, 0);
-  CHECK(slow.tier == Tier::kSlow);
-  CHECK(slow.reason == "default tier slow");
-
+TEST_CASE("FitToBudget keeps any placement while the fast tier has room", "[budget]") {
+  const Placement fast{Tier::kFast, rule::kDefault, "default tier fast"};
+  const Placement slow{Tier::kSlow, rule::kLdlBelow, "below the LDL"};
+  for (const Placement& want : {fast, slow}) {
+    const Placement got = FitToBudget(want, FastBudget(100), 99);  // one byte left
+    CHECK(got.tier == want.tier);
+    CHECK(got.rule == want.rule);
+    CHECK(got.reason == want.reason);
+  }
   // A full budget never matters for the slow tier.
-  FastBudget b(100);
-  TierChoice slow_full = ChooseTier(std::nullopt, Tier::kSlow, b, 100);
-  CHECK(slow_full.tier == Tier::kSlow);
-  CHECK(slow_full.reason == "default tier slow");
+  const Placement got = FitToBudget(slow, FastBudget(100), 100);
+  CHECK(got.tier == Tier::kSlow);
+  CHECK(got.rule == rule::kLdlBelow);
+  // Unlimited: never full.
+  CHECK(FitToBudget(fast, FastBudget(0), int64_t{1} << 60).tier == Tier::kFast);
 }
 
-TEST_CASE("ChooseTier with a label follows the label", "[budget]") {
-  FastBudget b(100);
-  TierChoice want_slow = ChooseTier(Tier::kSlow, Tier::kFast, b, 0);
-  CHECK(want_slow.tier == Tier::kSlow);
-  CHECK(want_slow.reason == "label ndocker.tier=slow");
-
-  TierChoice want_fast = ChooseTier(Tier::kFast, Tier::kSlow, b, 99);
-  CHECK(want_fast.tier == Tier::kFast);
-  CHECK(want_fast.reason == "label ndocker.tier=fast");
-}
-
-TEST_CASE("ChooseTier goes slow when the fast tier is full", "[budget]") {
-  FastBudget b(100);
-  // One byte of room left: still fast.
-  CHECK(ChooseTier(std::nullopt, Tier::kFast, b, 99).tier == Tier::kFast);
-
-  TierChoice full = ChooseTier(std::nullopt, Tier::kFast, b, 100);
+TEST_CASE("FitToBudget sends a fast placement to slow when the budget is used up", "[budget]") {
+  const Placement full = FitToBudget({Tier::kFast, rule::kDefault, "default tier fast"}, FastBudget(100), 100);
   CHECK(full.tier == Tier::kSlow);
+  CHECK(full.rule == rule::kBudgetFull);
   CHECK(full.reason.find("default tier fast") != std::string::npos);
-  CHECK(full.reason.find("full") != std::string::npos);
   CHECK(full.reason.find("100 of 100 bytes") != std::string::npos);
 
   // Even a label cannot overrun the budget.
-  TierChoice labelled = ChooseTier(Tier::kFast, Tier::kFast, b, 150);
+  const Placement labelled =
+      FitToBudget({Tier::kFast, rule::kLabel, "label ndocker.tier=fast"}, FastBudget(100), 150);
   CHECK(labelled.tier == Tier::kSlow);
+  CHECK(labelled.rule == rule::kBudgetFull);
   CHECK(labelled.reason.find("label ndocker.tier=fast") != std::string::npos);
-  CHECK(labelled.reason.find("full") != std::string::npos);
   CHECK(labelled.reason.find("150 of 100 bytes") != std::string::npos);
-
-  // Unlimited: never full.
-  CHECK(ChooseTier(std::nullopt, Tier::kFast, FastBudget(0), int64_t{1} << 60).tier == Tier::kFast);
 }
 
-TEST_CASE("TierAtCommit keeps a snapshot that fits and moves one that does not", "[budget]") {
+TEST_CASE("MoveAtCommit keeps a snapshot that fits and moves one that does not", "[budget]") {
   FastBudget b(1000);
+  CHECK_FALSE(MoveAtCommit(Tier::kFast, 600, b, 400).has_value());  // exactly full afterwards
+  CHECK_FALSE(MoveAtCommit(Tier::kFast, 0, b, 1000).has_value());   // empty on a full budget
 
-  TierChoice fits = TierAtCommit(Tier::kFast, 600, b, 400);  // exactly full afterwards
-  CHECK(fits.tier == Tier::kFast);
-  CHECK(fits.reason == "stays");
+  auto over = MoveAtCommit(Tier::kFast, 601, b, 400);
+  REQUIRE(over.has_value());
+  CHECK(over->tier == Tier::kSlow);
+  CHECK(over->rule == rule::kBudgetCommit);
+  CHECK(over->reason.find("601 bytes") != std::string::npos);
+  CHECK(over->reason.find("400 of 1000 bytes") != std::string::npos);
 
-  TierChoice empty_on_full = TierAtCommit(Tier::kFast, 0, b, 1000);
-  CHECK(empty_on_full.tier == Tier::kFast);
-  CHECK(empty_on_full.reason == "stays");
-
-  TierChoice over = TierAtCommit(Tier::kFast, 601, b, 400);
-  CHECK(over.tier == Tier::kSlow);
-  CHECK(over.reason.find("moved to slow") != std::string::npos);
-  CHECK(over.reason.find("601 bytes") != std::string::npos);
-  CHECK(over.reason.find("400 of 1000 bytes") != std::string::npos);
-
-  TierChoice too_big_alone = TierAtCommit(Tier::kFast, 1001, b, 0);
-  CHECK(too_big_alone.tier == Tier::kSlow);
-  CHECK(too_big_alone.reason.find("moved to slow") != std::string::npos);
+  auto too_big_alone = MoveAtCommit(Tier::kFast, 1001, b, 0);
+  REQUIRE(too_big_alone.has_value());
+  CHECK(too_big_alone->tier == Tier::kSlow);
 
   // A slow snapshot stays slow, whatever the budget says.
-  TierChoice slow = TierAtCommit(Tier::kSlow, 5000, b, 1000);
-  CHECK(slow.tier == Tier::kSlow);
-  CHECK(slow.reason == "stays");
-  CHECK(TierAtCommit(Tier::kSlow, 1, b, 0).tier == Tier::kSlow);
-
+  CHECK_FALSE(MoveAtCommit(Tier::kSlow, 5000, b, 1000).has_value());
   // Unlimited: everything stays.
-  TierChoice unlimited =
-      TierAtCommit(Tier::kFast, int64_t{1} << 40, FastBudget(0), int64_t{1} << 40);
-  CHECK(unlimited.tier == Tier::kFast);
-  CHECK(unlimited.reason == "stays");
+  CHECK_FALSE(MoveAtCommit(Tier::kFast, int64_t{1} << 40, FastBudget(0), int64_t{1} << 40).has_value());
 }
 
 }  // namespace ndocker

@@ -156,6 +156,17 @@ TEST_CASE("values of the wrong type are InvalidArgument", "[config]") {
       {"[migration]\nsync = \"yes\"\n", "sync"},
       {"[migration]\nsync = 1\n", "sync"},
       {"[migration]\nsync = 0\n", "sync"},
+      {"[placement]\ncontainer_tier = \"warm\"\n", "container_tier"},
+      {"[tiers.slow]\nflush_on_commit = \"no\"\n", "flush_on_commit"},
+      {"[tiers.fast]\nflush_on_commit = true\n", "flush_on_commit"},
+      {"[lass]\nenabled = 1\n", "enabled"},
+      {"[lass]\npolicy = \"fifo\"\n", "policy"},
+      {"[lass]\ncontainerd_root = \"relative/dir\"\n", "containerd_root"},
+      {"[lass]\nmax_concurrent_downloads = 0\n", "max_concurrent_downloads"},
+      {"[lass]\nmax_concurrent_downloads = \"3\"\n", "max_concurrent_downloads"},
+      {"[lass]\nslow_store_bandwidth = 0\n", "slow_store_bandwidth"},
+      {"[lass]\nwatch = true\n", "watch"},
+      {"lass = true\n", "lass"},
       // Tables given as plain values.
       {"tiers = \"fast\"\n", "tiers"},
       {"placement = \"slow\"\n", "placement"},
@@ -281,6 +292,42 @@ TEST_CASE("ParseByteSize", "[config]") {
     auto r = ParseByteSize(b);
     CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
   }
+}
+
+TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
+  auto defaults = ParseConfig("", "t.toml");
+  REQUIRE(defaults.ok());
+  CHECK(defaults->container_tier == Tier::kSlow);
+  CHECK(defaults->flush_slow_commits);
+  CHECK(defaults->lass.enabled);
+  CHECK(defaults->lass.policy == "ldl");
+  CHECK(defaults->lass.containerd_root == "/var/lib/containerd");
+  CHECK(defaults->lass.max_concurrent_downloads == 3);
+  CHECK(defaults->lass.slow_store_bytes_per_second == int64_t{150} << 20);
+
+  auto c = ParseConfig(R"(
+[tiers.slow]
+flush_on_commit = false
+[placement]
+container_tier = "fast"
+[lass]
+enabled = false
+policy = "predict"
+containerd_root = "/srv/containerd"
+max_concurrent_downloads = 8
+slow_store_bandwidth = "80MiB"
+)", "t.toml");
+  REQUIRE(c.ok());
+  CHECK(c->container_tier == Tier::kFast);
+  CHECK_FALSE(c->flush_slow_commits);
+  CHECK_FALSE(c->lass.enabled);
+  CHECK(c->lass.policy == "predict");
+  CHECK(c->lass.containerd_root == "/srv/containerd");
+  CHECK(c->lass.max_concurrent_downloads == 8);
+  CHECK(c->lass.slow_store_bytes_per_second == int64_t{80} << 20);
+  const SnapshotterOptions o = c->ToOptions();
+  CHECK(o.container_tier == Tier::kFast);
+  CHECK_FALSE(o.flush_slow_commits);
 }
 
 }  // namespace ndocker

@@ -24,6 +24,8 @@ std::unique_ptr<Snapshotter> OpenAt(const TempDir& dir, int64_t budget = 0,
   o.root = dir / "root";
   o.fast_budget_bytes = budget;
   o.default_tier = default_tier;
+  // These tests pin down overlay semantics on one tier; rootfs placement has its own.
+  o.container_tier = default_tier;
   auto s = Snapshotter::Open(o);
   REQUIRE(s.ok());
   return *std::move(s);
@@ -383,6 +385,98 @@ TEST_CASE("fast-tier room comes back when fast layers are removed, also after re
   auto room = s->Prepare("room", "", {});
   REQUIRE(room.ok());
   CHECK(UpperOf(*room).rfind(s->layout().TierRoot(Tier::kFast), 0) == 0);
+}
+
+// Records what the core asks and answers from a script.
+class ScriptedAdvisor : public PlacementAdvisor {
+ public:
+  std::optional<Placement> Advise(const PlacementRequest& request) override {
+    asked.push_back(request.key + "|" + request.unpack_chain_id);
+    if (request.unpack_chain_id.empty()) return std::nullopt;
+    return Placement{Tier::kSlow, rule::kLdlBelow, "scripted"};
+  }
+  void Committed(const CommitReport& report) override { commits.push_back(report); }
+  std::vector<std::string> asked;
+  std::vector<CommitReport> commits;
+};
+
+TEST_CASE("placement: label, then advisor, then defaults; rule and reason are stored",
+          "[snapshotter][placement]") {
+  TempDir dir;
+  auto advisor = std::make_shared<ScriptedAdvisor>();
+  SnapshotterOptions o;
+  o.root = dir / "root";
+  o.default_tier = Tier::kFast;
+  o.advisor = advisor;
+  auto opened = Snapshotter::Open(o);
+  REQUIRE(opened.ok());
+  auto& s = *opened;
+  const std::string chain = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+  // An unpack Prepare (ctr's key form): the advisor decides.
+  REQUIRE(s->Prepare("extract-1-abcd " + chain, "", {}).ok());
+  // The label wins over the advisor, which is then not asked.
+  REQUIRE(s->Prepare("extract-2-abcd " + chain, "", {{std::string(kTierLabel), "fast"}}).ok());
+  // A container rootfs: the advisor has no opinion, the container tier (slow by default) applies.
+  REQUIRE(s->Prepare("default/1/web", "", {}).ok());
+  // A view: default tier.
+  REQUIRE(s->View("v", "", {}).ok());
+  CHECK(advisor->asked == std::vector<std::string>{"extract-1-abcd " + chain + "|" + chain,
+                                                   "default/1/web|", "v|"});
+
+  auto entries = s->Entries();
+  REQUIRE(entries.ok());
+  std::map<std::string, SnapshotRecord> by_key;
+  for (const auto& e : *entries) by_key[e.key] = e.record;
+  CHECK(by_key["extract-1-abcd " + chain].tier == Tier::kSlow);
+  CHECK(by_key["extract-1-abcd " + chain].placement_rule == rule::kLdlBelow);
+  CHECK(by_key["extract-1-abcd " + chain].placement_reason == "scripted");
+  CHECK(by_key["extract-2-abcd " + chain].tier == Tier::kFast);
+  CHECK(by_key["extract-2-abcd " + chain].placement_rule == rule::kLabel);
+  CHECK(by_key["default/1/web"].tier == Tier::kSlow);
+  CHECK(by_key["default/1/web"].placement_rule == rule::kContainerRootfs);
+  CHECK(by_key["v"].tier == Tier::kFast);
+  CHECK(by_key["v"].placement_rule == rule::kDefault);
+
+  // Commit keeps the rule, tells the advisor, and the record survives a reopen.
+  WriteFile(UpperOf(*s->Mounts("extract-1-abcd " + chain)) + "/f", 8192);
+  REQUIRE(s->Commit(chain, "extract-1-abcd " + chain, {}).ok());
+  REQUIRE(advisor->commits.size() == 1);
+  CHECK(advisor->commits[0].name == chain);
+  CHECK(advisor->commits[0].tier == Tier::kSlow);
+  CHECK(advisor->commits[0].rule == rule::kLdlBelow);
+  CHECK(advisor->commits[0].size >= 8192);
+  CHECK(advisor->commits[0].committed >= advisor->commits[0].prepared);
+  s.reset();
+  o.advisor = nullptr;
+  auto reopened = Snapshotter::Open(o);
+  REQUIRE(reopened.ok());
+  auto again = (*reopened)->Entries();
+  REQUIRE(again.ok());
+  bool found = false;
+  for (const auto& e : *again) {
+    if (e.key != chain) continue;
+    found = true;
+    CHECK(e.record.tier == Tier::kSlow);
+    CHECK(e.record.placement_rule == rule::kLdlBelow);
+    CHECK(e.record.placement_reason == "scripted");
+  }
+  CHECK(found);
+}
+
+TEST_CASE("a layer moved to slow at commit gets rule budget-commit", "[snapshotter][placement]") {
+  TempDir dir;
+  auto s = OpenAt(dir, /*budget=*/16 * 1024);
+  auto m = s->Prepare("big", "", {});
+  REQUIRE(m.ok());
+  WriteFile(UpperOf(*m) + "/f", 64 * 1024);
+  REQUIRE(s->Commit("big-c", "big", {}).ok());
+  auto entries = s->Entries();
+  REQUIRE(entries.ok());
+  REQUIRE(entries->size() == 1);
+  CHECK((*entries)[0].record.tier == Tier::kSlow);
+  CHECK((*entries)[0].record.placement_rule == rule::kBudgetCommit);
+  CHECK((*entries)[0].record.placement_reason.find("do not fit") != std::string::npos);
 }
 
 }  // namespace ndocker

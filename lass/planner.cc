@@ -1,0 +1,128 @@
+#include "lass/planner.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace ndocker::lass {
+namespace {
+
+std::string ShortDigest(const std::string& digest) {
+  const size_t colon = digest.find(':');
+  return digest.substr(colon == std::string::npos ? 0 : colon + 1, 12);
+}
+
+std::string Seconds(double s, bool known) {
+  return known ? absl::StrFormat("+%.2fs", s) : absl::StrFormat("rank %.0f", s);
+}
+
+}  // namespace
+
+const char* PolicyName(Policy policy) { return policy == Policy::kLdl ? "ldl" : "predict"; }
+
+std::vector<double> PredictDownloadEnds(const PullSession& session, size_t from, double bandwidth,
+                                        int concurrency) {
+  const size_t n = session.layers.size();
+  std::vector<double> end(n, -1);
+  std::vector<double> remaining(n, 0);
+  std::vector<size_t> running, queued;
+  for (size_t j = from; j < n; ++j) {
+    const LayerProgress& l = session.layers[j];
+    if (l.state == BlobState::kDone) continue;
+    remaining[j] = static_cast<double>(std::max<int64_t>(
+        l.state == BlobState::kDownloading ? l.size - l.offset : l.size, 0));
+    (l.state == BlobState::kDownloading ? running : queued).push_back(j);
+  }
+  const size_t slots = std::max<size_t>(std::max(concurrency, 1), running.size());
+  const double rate = bandwidth > 0 ? bandwidth : 1.0;
+  size_t next_queued = 0;
+  auto fill = [&] {
+    while (running.size() < slots && next_queued < queued.size()) running.push_back(queued[next_queued++]);
+  };
+  fill();
+  double now = 0;
+  while (!running.empty()) {
+    // Processor sharing: every running download gets rate / |running|.
+    const double share = rate / static_cast<double>(running.size());
+    double first = std::numeric_limits<double>::infinity();
+    for (size_t j : running) first = std::min(first, remaining[j] / share);
+    now += first;
+    std::vector<size_t> still;
+    for (size_t j : running) {
+      remaining[j] -= first * share;
+      if (remaining[j] <= 1e-6 * std::max(1.0, static_cast<double>(session.layers[j].size))) {
+        end[j] = now;
+      } else {
+        still.push_back(j);
+      }
+    }
+    running = std::move(still);
+    fill();
+  }
+  return end;
+}
+
+LayerDecision Decide(const PullSession& session, size_t index, const PlannerInputs& in) {
+  LayerDecision d;
+  const std::vector<double> ends = PredictDownloadEnds(session, index, in.bandwidth, in.concurrency);
+  d.times_known = in.bandwidth > 0;
+  d.this_end_s = ends[index];
+  const double this_end = std::max(d.this_end_s, 0.0);
+  for (size_t j = index; j < ends.size(); ++j) {
+    if (ends[j] > d.last_end_s) {
+      d.last_end_s = ends[j];
+      d.last_index = static_cast<int>(j);
+    }
+  }
+  const LayerProgress& self = session.layers[index];
+  const std::string where =
+      absl::StrCat("layer ", index, " of ", session.layers.size(), " (", ShortDigest(self.digest),
+                   ", ", self.size, " B) of image ", ShortDigest(session.manifest_digest));
+
+  // Nothing of this image is left to download: everything from here on is on
+  // the critical path, whatever the policy.
+  if (d.last_index < 0) {
+    d.placement = {Tier::kFast, rule::kNoDownloads,
+                   absl::StrCat(where, ": nothing of the image is left to download")};
+    return d;
+  }
+  const bool later_exists = d.last_index != static_cast<int>(index) && d.last_end_s > this_end;
+  const std::string last = absl::StrCat(
+      "layer ", d.last_index, " (", ShortDigest(session.layers[d.last_index].digest), ") ends ",
+      Seconds(d.last_end_s, d.times_known));
+
+  if (in.policy == Policy::kLdl || !d.times_known) {
+    const bool predict = in.policy == Policy::kPredict;
+    const std::string prefix =
+        predict ? "no bandwidth measured yet, so the ldl order decides: " : "";
+    if (later_exists) {
+      d.placement = {Tier::kSlow, predict ? rule::kPredictOverlaps : rule::kLdlBelow,
+                     absl::StrCat(prefix, where, ": below the last-downloading layer; ", last,
+                                  ", this one ", Seconds(this_end, d.times_known))};
+    } else {
+      d.placement = {Tier::kFast, predict ? rule::kPredictCritical : rule::kLdlLast,
+                     absl::StrCat(prefix, where, ": the last-downloading layer (",
+                                  Seconds(this_end, d.times_known), ")")};
+    }
+    return d;
+  }
+
+  // predict: would storing this layer on the slow tier end before the last
+  // download does? Its store starts when its blob is complete.
+  const double unpacked = static_cast<double>(self.size) * in.unpack_ratio;
+  const double store_end = this_end + unpacked / in.apply_rate + unpacked / in.slow_store_rate;
+  const std::string inputs = absl::StrFormat(
+      "slow store would end +%.2fs (est. %.0f B unpacked at %.0f MB/s apply, %.0f MB/s write-back)"
+      ", last download %s at %.1f MB/s",
+      store_end, unpacked, in.apply_rate / 1e6, in.slow_store_rate / 1e6, last, in.bandwidth / 1e6);
+  if (later_exists && store_end + in.margin_s <= d.last_end_s) {
+    d.placement = {Tier::kSlow, rule::kPredictOverlaps, absl::StrCat(where, ": ", inputs)};
+  } else {
+    d.placement = {Tier::kFast, rule::kPredictCritical, absl::StrCat(where, ": ", inputs)};
+  }
+  return d;
+}
+
+}  // namespace ndocker::lass
