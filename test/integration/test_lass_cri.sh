@@ -141,4 +141,12 @@ check_pull ldl ldl --cri
 check_pull predict predict --cri
 check_pull ldl-noannot ldl --cri-no-annotations
 
+ndt_step "CRI client: ListImages, RemoveImage, ImageStatus of an absent image"
+cri ls >"$NDT_WORKDIR/logs/cri-ls.out" || ndt_fail "CRI ListImages failed"
+assert_grep " $REF " "$NDT_WORKDIR/logs/cri-ls.out" "CRI ListImages lists $REF"
+cri_rmi "$REF"
+rc=0
+cri status "$REF" >/dev/null 2>&1 || rc=$?
+assert_eq 1 "$rc" "exit status of ImageStatus after RemoveImage (1 = absent)"
+
 lass_finish
