@@ -26,6 +26,8 @@
 # Environment:
 #   NDOCKER_BIN        daemon binary (default <source>/build/cmd/ndocker-snapshotter)
 #   NDOCKERCTL_BIN     admin CLI (default <source>/build/cmd/ndockerctl)
+#   NDOCKER_TEST_CRI_BIN       CRI ImageService client (default <source>/build/test/cri/ndocker-test-cri)
+#   NDOCKER_TEST_THROTTLE_BIN  bandwidth-limiting TCP proxy (default <source>/build/test/tools/ndocker-test-throttle)
 #   NDT_TMPDIR         parent of the workdir (default $TMPDIR, else /var/tmp)
 #   NDT_TEST_TIMEOUT   seconds before the watchdog stops the test (default 300, 0 = never)
 #   NDT_NDOCKER_LOG_LEVEL  daemon --log-level unless given to ndocker_start (default debug)
@@ -42,6 +44,8 @@ NDT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NDT_SRC_DIR=$(cd "$NDT_LIB_DIR/../.." && pwd)
 : "${NDOCKER_BIN:=$NDT_SRC_DIR/build/cmd/ndocker-snapshotter}"
 : "${NDOCKERCTL_BIN:=$NDT_SRC_DIR/build/cmd/ndockerctl}"
+: "${NDOCKER_TEST_CRI_BIN:=$NDT_SRC_DIR/build/test/cri/ndocker-test-cri}"
+: "${NDOCKER_TEST_THROTTLE_BIN:=$NDT_SRC_DIR/build/test/tools/ndocker-test-throttle}"
 NDOCKER_SNAPSHOTTER_NAME=ndocker
 
 NDT_WORKDIR=""
@@ -654,14 +658,22 @@ ndocker_snapshot_dirs() {
 # ---------------------------------------------------------------------------
 # containerd
 
-# containerd_start [--cri] [--no-ndocker]: containerd with its own root, state,
-# socket and namespace-independent config. The cri plugin is disabled unless
-# --cri. Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
+# containerd_start [--cri | --cri-no-annotations] [--no-ndocker]: containerd
+# with its own root, state, socket and namespace-independent config. The cri
+# plugin is disabled unless --cri (snapshot annotations on:
+# disable_snapshot_annotations = false) or --cri-no-annotations (containerd's
+# default, true: only containerd.io/snapshot.ref reaches the snapshotter).
+# CRI downloads max_concurrent_downloads = 3 layers at a time per pull
+# (written out, so the tests do not depend on the default). Registries the CRI
+# plugin reaches over plain http: NDT_REGISTRY and, when set before this call,
+# NDT_THROTTLED_REGISTRY (throttle_start).
+# Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
 containerd_start() {
-  local cri=0 ndocker=1 a
+  local cri=0 ndocker=1 annotations=true a
   for a in "$@"; do
     case $a in
       --cri) cri=1 ;;
+      --cri-no-annotations) cri=1 annotations=false ;;
       --no-ndocker) ndocker=0 ;;
       *) ndt_fail "containerd_start: unknown option $a" ;;
     esac
@@ -669,7 +681,7 @@ containerd_start() {
   local dir=$NDT_WORKDIR/containerd
   # NDT_CTRD_ROOT_DIR puts containerd's root (content store, overlayfs
   # snapshots) elsewhere, e.g. on a benchmark tier; state stays in the workdir.
-  NDT_CTRD_ROOT=${NDT_CTRD_ROOT_DIR:-$dir/root}
+  NDT_CTRD_ROOT=$(containerd_root_dir)
   NDT_CTRD_STATE=$dir/state
   NDT_CTRD_SOCK=$dir/containerd.sock
   NDT_CTRD_CONFIG=$dir/config.toml
@@ -712,16 +724,23 @@ EOF
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$NDT_REGISTRY/pause:3.6"
+  max_concurrent_downloads = 3
 [plugins."io.containerd.grpc.v1.cri".cni]
   # the defaults (/etc/cni/net.d, created at startup, and /opt/cni/bin) are the host's
   bin_dir = "$dir/cni/bin"
   conf_dir = "$dir/cni/net.d"
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "$NDOCKER_SNAPSHOTTER_NAME"
-  disable_snapshot_annotations = false
+  disable_snapshot_annotations = $([[ $annotations == true ]] && echo false || echo true)
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NDT_REGISTRY"]
   endpoint = ["http://$NDT_REGISTRY"]
 EOF
+      if [[ -n "${NDT_THROTTLED_REGISTRY:-}" ]]; then
+        cat <<EOF
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NDT_THROTTLED_REGISTRY"]
+  endpoint = ["http://$NDT_THROTTLED_REGISTRY"]
+EOF
+      fi
     fi
   } >"$NDT_CTRD_CONFIG"
   ndt_spawn containerd "$NDT_WORKDIR/logs/containerd.log" containerd --config "$NDT_CTRD_CONFIG"
@@ -750,6 +769,11 @@ ndt_start_and_pull() {
   containerd_start
   ctr_pull "$NDOCKER_SNAPSHOTTER_NAME" "$REF"
 }
+
+# containerd_root_dir: containerd's root as containerd_start sets it (known
+# before containerd runs, e.g. for the snapshotter's config):
+# NDT_CTRD_ROOT_DIR, else <workdir>/containerd/root.
+containerd_root_dir() { echo "${NDT_CTRD_ROOT_DIR:-$NDT_WORKDIR/containerd/root}"; }
 
 # containerd_stop: SIGTERM containerd (SIGKILL after 10 s); running shims
 # and containers are left alone, as on a real node.
@@ -1175,4 +1199,141 @@ ndt_assert_host_clean() {
   [[ -z "$left" ]] || ndt_fail "mounts left below $NDT_WORKDIR: $left"
   left=$(ndt__pids_mentioning "$NDT_WORKDIR")
   [[ -z "$left" ]] || ndt_fail "processes left: $left"
+}
+
+# ---------------------------------------------------------------------------
+# bandwidth throttle and CRI
+
+# throttle_start RATE [EXTRA_ARGS...]: ndocker-test-throttle on 127.0.0.1:<free
+# port> in front of the registry: ONE token bucket of RATE bytes/s (a number,
+# or a size like 4MiB) shared by all connections, registry->client only, like
+# a slow link. Call it before containerd_start, so that the CRI plugin gets a
+# plain-http mirror entry for it too; ctr pulls through it need --plain-http
+# (ctr_pull passes it). Sets NDT_THROTTLED_REGISTRY (host:port) and
+# NDT_THROTTLE_PID. ndt_throttled_ref REF turns a registry ref into one
+# through the throttle.
+throttle_start() {
+  local rate=$1
+  shift
+  [[ -x "$NDOCKER_TEST_THROTTLE_BIN" ]] ||
+    ndt_fail "NDOCKER_TEST_THROTTLE_BIN=$NDOCKER_TEST_THROTTLE_BIN is not an executable; build it first"
+  [[ -n "${NDT_REGISTRY:-}" ]] || ndt_fail "throttle_start: start the registry first"
+  if [[ -n "${NDT_CTRD_PID:-}" ]] && kill -0 "$NDT_CTRD_PID" 2>/dev/null; then
+    ndt_log "warning: throttle_start after containerd_start: the CRI plugin has no mirror entry for the throttle"
+  fi
+  # 4194304, 4M and 4MiB all mean 4 MiB/s
+  rate=$(numfmt --from=iec "${rate%iB}") || ndt_fail "throttle_start: bad rate $1"
+  local pf=$NDT_WORKDIR/run/throttle.port
+  mkdir -p "$NDT_WORKDIR/run"
+  rm -f "$pf"
+  ndt_spawn throttle "$NDT_WORKDIR/logs/throttle.log" "$NDOCKER_TEST_THROTTLE_BIN" \
+    --listen 127.0.0.1:0 --to "$NDT_REGISTRY" --rate "$rate" --port-file "$pf" "$@"
+  NDT_THROTTLE_PID=$NDT_LAST_PID
+  local deadline=$((SECONDS + 10))
+  until [[ -s "$pf" ]]; do
+    kill -0 "$NDT_THROTTLE_PID" 2>/dev/null || ndt_fail "ndocker-test-throttle exited; see $NDT_WORKDIR/logs/throttle.log"
+    ((SECONDS < deadline)) || ndt_fail "ndocker-test-throttle wrote no port file within 10s"
+    sleep 0.05
+  done
+  NDT_THROTTLED_REGISTRY=127.0.0.1:$(cat "$pf")
+  curl -fsS -o /dev/null --max-time 10 "http://$NDT_THROTTLED_REGISTRY/v2/" ||
+    ndt_fail "the registry does not answer through the throttle at $NDT_THROTTLED_REGISTRY"
+  ndt_log "throttle up at $NDT_THROTTLED_REGISTRY -> $NDT_REGISTRY, $rate B/s shared (pid $NDT_THROTTLE_PID)"
+}
+
+# ndt_throttled_ref REF: REF (on $NDT_REGISTRY) through the throttle.
+ndt_throttled_ref() {
+  [[ -n "${NDT_THROTTLED_REGISTRY:-}" ]] || ndt_fail "ndt_throttled_ref: no throttle (throttle_start)"
+  [[ "$1" == "$NDT_REGISTRY/"* ]] || ndt_fail "ndt_throttled_ref: $1 is not on $NDT_REGISTRY"
+  echo "$NDT_THROTTLED_REGISTRY/${1#"$NDT_REGISTRY"/}"
+}
+
+# cri ARGS...: ndocker-test-cri against the test containerd (CRI ImageService
+# on containerd's socket; CRI images live in containerd namespace k8s.io).
+cri() {
+  [[ -x "$NDOCKER_TEST_CRI_BIN" ]] || ndt_fail "NDOCKER_TEST_CRI_BIN=$NDOCKER_TEST_CRI_BIN is not an executable; build it first"
+  "$NDOCKER_TEST_CRI_BIN" --address "$NDT_CTRD_SOCK" "$@"
+}
+
+# cri_pull REF: CRI PullImage (fetch and unpack in containerd, streamed, 3
+# downloads at a time, into the CRI snapshotter). Sets CRI_IMAGE_ID (the
+# image_ref returned: the config digest) and CRI_PULL_SECONDS.
+cri_pull() {
+  local ref=$1 out=$NDT_WORKDIR/logs/cri-pull.out
+  if ! cri pull "$ref" >"$out" 2>&1; then
+    cat "$out" >&2
+    ndt_fail "CRI PullImage $ref failed"
+  fi
+  CRI_IMAGE_ID=$(sed -n 's/^image_ref=//p' "$out")
+  CRI_PULL_SECONDS=$(sed -n 's/^elapsed_s=//p' "$out")
+  [[ -n "$CRI_IMAGE_ID" ]] || ndt_fail "CRI PullImage $ref returned no image_ref: $(cat "$out")"
+  ndt_log "CRI pulled $ref: image $CRI_IMAGE_ID in ${CRI_PULL_SECONDS}s"
+}
+
+# cri_rmi REF: CRI RemoveImage.
+cri_rmi() {
+  local out
+  out=$(cri rm "$1" 2>&1) || ndt_fail "CRI RemoveImage $1 failed: $out"
+}
+
+# cri_manifest_digest REF: the manifest digest (sha256:...) of a CRI-pulled
+# image, from its repo digest <name>@sha256:...
+cri_manifest_digest() {
+  local out d
+  out=$(cri status "$1") || ndt_fail "CRI ImageStatus $1: image absent or error"
+  d=$(sed -n 's/^repo_digest=.*@//p' <<<"$out" | head -n 1)
+  [[ "$d" == sha256:* ]] || ndt_fail "CRI ImageStatus $1 has no repo digest: $out"
+  echo "$d"
+}
+
+# ---------------------------------------------------------------------------
+# images of random data (sizes that make downloads take a known time)
+
+# image_build_random LAYOUT TAG [--busybox] SIZE...: an image with one layer
+# per SIZE (1M, 256K, 8M, ... as numfmt --from=iec reads them), layer i
+# holding /data/layer<i>.bin of that many bytes from /dev/urandom, so that
+# the gzip blob is about as big as the data (incompressible). --busybox puts
+# busybox-static and its applets into layer 0 as well (for `ctr run`; ~1 MB
+# more in layer 0's blob). Every layer gets a history entry.
+image_build_random() {
+  local layout=$1 tag=$2 busybox=0
+  shift 2
+  if [[ "${1:-}" == --busybox ]]; then busybox=1; shift; fi
+  (($# > 0)) || ndt_fail "image_build_random: no layer sizes"
+  local work=$NDT_WORKDIR/imagebuild-random
+  local img="$layout:$tag" b=$work/bundle r i=0 size bytes applet
+  rm -rf "$work"
+  mkdir -p "$work"
+  [[ -d "$layout" ]] || umoci init --layout "$layout"
+  umoci new --image "$img"
+  umoci unpack --image "$img" "$b" >/dev/null
+  r=$b/rootfs
+  mkdir -p "$r/data"
+  for size in "$@"; do
+    bytes=$(numfmt --from=iec "$size") || ndt_fail "image_build_random: bad size $size"
+    if ((i == 0 && busybox)); then
+      mkdir -p "$r"/{bin,etc,tmp,proc,sys,dev}
+      chmod 1777 "$r/tmp"
+      cp /bin/busybox "$r/bin/busybox"
+      for applet in $(/bin/busybox --list); do
+        [[ "$applet" == busybox || -e "$r/bin/$applet" ]] || ln -s busybox "$r/bin/$applet"
+      done
+      printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
+    fi
+    head -c "$bytes" /dev/urandom >"$r/data/layer$i.bin"
+    umoci repack --refresh-bundle --history.created_by "ndt random layer $i: $size" --image "$img" "$b" >/dev/null
+    i=$((i + 1))
+  done
+  if ((busybox)); then
+    umoci config --image "$img" --config.env PATH=/bin --config.workingdir / --config.cmd /bin/sh
+  fi
+  rm -rf "$work"
+  ndt_log "image $img: $i random layers ($*), blobs: $(image_layer_blob_sizes "$layout" "$tag" | tr '\n' ' ')"
+}
+
+# image_layer_blob_sizes LAYOUT TAG: the compressed size of each layer blob, bottom first.
+image_layer_blob_sizes() {
+  local m
+  m=$(jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json")
+  jq -r '.layers[].size' "$1/blobs/sha256/${m#sha256:}"
 }

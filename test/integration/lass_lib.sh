@@ -1,0 +1,187 @@
+# shellcheck shell=bash disable=SC2034,SC2153 # globals of lib.sh
+# Helpers for the LASS placement tests (test_lass_*.sh); source after lib.sh.
+#
+# The placement checks are "soft": lass_expect_* prints a PLACEMENT FAIL line
+# and the test goes on, so that one run shows every placement the daemon got
+# wrong and proves that everything around them (image, registry, throttle,
+# pulls, snapshots) works; lass_finish fails the test at the end if any
+# placement check failed. Everything else (a pull that fails, a snapshot that
+# is missing) fails at once, as in the other tests.
+#
+# The daemon's contract tested here:
+#  - config: `container_tier = "fast|slow"` (top level) and a [lass] table
+#    with enabled, policy ("ldl" | "predict"), containerd_root,
+#    max_concurrent_downloads;
+#  - `ndockerctl ls --json`: every snapshot also has "rule" and "reason";
+#  - `ndockerctl plan [--json] <manifest digest>`: the plan of a pull.
+
+LASS_FAILURES=()
+LASS_CONFIG_NOTE=""
+
+# lass_config_write FILE KEY=VALUE...: an ndocker config. Keys:
+#   enabled (true|false|"" = no [lass] table), policy, containerd_root,
+#   max_concurrent_downloads (default 3), budget (fast tier budget, e.g. 3MiB:
+#   [tiers.fast] budget), container_tier.
+lass_config_write() {
+  local file=$1 kv k v
+  shift
+  local enabled=true policy=ldl root="" mcd=3 budget="" ctier=""
+  for kv in "$@"; do
+    k=${kv%%=*} v=${kv#*=}
+    case $k in
+      enabled) enabled=$v ;;
+      policy) policy=$v ;;
+      containerd_root) root=$v ;;
+      max_concurrent_downloads) mcd=$v ;;
+      budget) budget=$v ;;
+      container_tier) ctier=$v ;;
+      *) ndt_fail "lass_config_write: unknown key $k" ;;
+    esac
+  done
+  {
+    echo "# written by $(basename "$0")"
+    [[ -n "$ctier" ]] && echo "container_tier = \"$ctier\""
+    if [[ -n "$budget" ]]; then
+      printf '\n[tiers.fast]\nbudget = "%s"\n' "$budget"
+    fi
+    if [[ -n "$enabled" ]]; then
+      printf '\n[lass]\nenabled = %s\npolicy = "%s"\n' "$enabled" "$policy"
+      [[ -n "$root" ]] && printf 'containerd_root = "%s"\n' "$root"
+      printf 'max_concurrent_downloads = %s\n' "$mcd"
+    fi
+  } >"$file"
+}
+
+# lass__config_accepted FILE: does the daemon accept FILE? Starts it on a
+# scratch root and socket: a config error makes it exit (status 2) at once;
+# once it listens, the config was accepted and it is stopped again. Sets
+# LASS__CONFIG_ERROR to the daemon's complaint.
+lass__config_accepted() {
+  local file=$1 scratch=$NDT_WORKDIR/configcheck log=$NDT_WORKDIR/logs/configcheck.log
+  rm -rf "$scratch"
+  mkdir -p "$scratch"
+  : >"$log"
+  ndt_spawn ndocker-configcheck "$log" "$NDOCKER_BIN" --config "$file" --root "$scratch/root" \
+    --address "$scratch/s.sock" --log-level warn
+  local pid=$NDT_LAST_PID deadline=$((SECONDS + 20)) ok=1
+  until ndt__socket_accepts "$scratch/s.sock"; do
+    if ! kill -0 "$pid" 2>/dev/null; then ok=0; break; fi
+    ((SECONDS < deadline)) || { ok=0; break; }
+    sleep 0.05
+  done
+  ndt__stop_pid "$pid"
+  LASS__CONFIG_ERROR=$(grep -v '^$' "$log" | tail -n 3 | tr '\n' ' ')
+  rm -rf "$scratch"
+  ((ok))
+}
+
+# lass_ndocker_start FILE [NDOCKER_ARGS...]: ndocker_start --config FILE. A
+# daemon that refuses the config (it does not know the LASS keys yet) is
+# started with the config minus container_tier and [lass], so that the rest of
+# the test still runs; every placement check then fails with that note.
+lass_ndocker_start() {
+  local file=$1
+  shift
+  ndt_log "ndocker config $file: $(grep -v '^#' "$file" | tr '\n' ' ')"
+  if lass__config_accepted "$file"; then
+    LASS_CONFIG_NOTE=""
+    ndocker_start --config "$file" "$@"
+    return 0
+  fi
+  LASS_CONFIG_NOTE="the daemon refused the LASS config ($LASS__CONFIG_ERROR); ran without [lass] and container_tier"
+  ndt_log "PLACEMENT NOTE: $LASS_CONFIG_NOTE"
+  LASS_FAILURES+=("config: $LASS_CONFIG_NOTE")
+  local stripped=${file%.toml}.no-lass.toml
+  awk '/^\[lass\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip && !/^container_tier *=/' "$file" >"$stripped"
+  ndocker_start --config "$stripped" "$@"
+}
+
+# lass_ls_json: every snapshot the daemon has, as one JSON array.
+lass_ls_json() {
+  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json | jq -s . ||
+    ndt_fail "ndockerctl ls --json failed"
+}
+
+# lass_snapshot SNAPS_JSON NAME: the snapshot whose backend key is NAME or
+# ends in /NAME (containerd sends <namespace>/<seq>/<name>); fails if none.
+lass_snapshot() {
+  local j
+  j=$(jq -c --arg n "$2" '[.[] | select(.key == $n or (.key | endswith("/" + $n)))] | sort_by(.kind != "committed") | .[0] // empty' <<<"$1")
+  [[ -n "$j" ]] || ndt_fail "no snapshot named $2 in ndockerctl ls --json: $(jq -c '[.[].key]' <<<"$1")"
+  echo "$j"
+}
+
+# lass_fail WHAT: record a placement failure (the test goes on).
+lass_fail() {
+  printf '[%s] PLACEMENT FAIL: %s\n' "$(ndt_ts)" "$*" >&2
+  LASS_FAILURES+=("$*")
+}
+
+# lass_expect_placement SNAPS_JSON NAME TIER_REGEX RULE_REGEX WHAT: snapshot
+# NAME is on a tier matching ^(TIER_REGEX)$ with a rule matching
+# ^(RULE_REGEX)$ and a non-empty reason.
+lass_expect_placement() {
+  local snaps=$1 name=$2 tier=$3 rule_re=$4 what=$5 s t r why
+  s=$(lass_snapshot "$snaps" "$name")
+  t=$(jq -r '.tier' <<<"$s")
+  r=$(jq -r '.rule // "<no rule field>"' <<<"$s")
+  why=$(jq -r '.reason // "<no reason field>"' <<<"$s")
+  if [[ "$t" =~ ^($tier)$ && "$r" =~ ^($rule_re)$ && -n "$why" && "$why" != "<no reason field>" ]]; then
+    ndt_pass "$what: tier=$t rule=$r ($why)"
+  else
+    lass_fail "$what: expected tier~/^($tier)\$/ rule~/^($rule_re)\$/ with a reason; got tier=$t rule=$r reason=$why (key $(jq -r .key <<<"$s"))"
+  fi
+}
+
+# lass_show_snapshots SNAPS_JSON: log kind, tier, size, rule, key of each.
+lass_show_snapshots() {
+  jq -r '.[] | "  \(.kind) \(.tier) \(.size) rule=\(.rule // "-") \(.key)"' <<<"$1" >&2
+}
+
+# lass_plan_json DIGEST: sets LASS_PLAN to `ndockerctl plan --json DIGEST`
+# (empty, and a placement failure, if the command fails or prints no JSON).
+lass_plan_json() {
+  local out
+  LASS_PLAN=""
+  if out=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan --json "$1" 2>&1) && jq -e . >/dev/null 2>&1 <<<"$out"; then
+    LASS_PLAN=$out
+  else
+    lass_fail "ndockerctl plan --json $1: $out"
+  fi
+}
+
+# lass_log_plan DIGEST: the human plan into the log.
+lass_log_plan() {
+  local out
+  if out=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan "$1" 2>&1); then
+    printf '%s\n' "----- ndockerctl plan $1" "$out" "-----" >&2
+  else
+    lass_fail "ndockerctl plan $1: $out"
+  fi
+}
+
+# lass_finish: fail the test if any placement check failed.
+lass_finish() {
+  if ((${#LASS_FAILURES[@]} > 0)); then
+    printf '[%s] %d placement check(s) failed:\n' "$(ndt_ts)" "${#LASS_FAILURES[@]}" >&2
+    printf '  - %s\n' "${LASS_FAILURES[@]}" >&2
+    ndt_fail "LASS placement checks failed (everything else passed)"
+  fi
+  ndt_pass "all placement checks"
+}
+
+# lass_fresh_daemons TAG CONFIG [--cri|--cri-no-annotations]: stop containerd
+# and ndocker if they run, then start both on fresh roots named after TAG
+# (empty content store, no snapshots): ndocker with CONFIG (written by the
+# caller with containerd_root=$(lass_ctrd_root TAG)), then containerd.
+lass_ctrd_root() { echo "$NDT_WORKDIR/containerd-$1/root"; }
+lass_fresh_daemons() {
+  local tag=$1 config=$2
+  shift 2
+  if [[ -n "${NDT_CTRD_PID:-}" ]]; then containerd_stop; fi
+  if [[ -n "${NDOCKER_PID:-}" ]]; then ndocker_stop; fi
+  NDT_CTRD_ROOT_DIR=$(lass_ctrd_root "$tag")
+  NDOCKER_ROOT=$NDT_WORKDIR/ndocker-$tag
+  lass_ndocker_start "$config"
+  containerd_start "$@"
+}
