@@ -9,14 +9,13 @@
 # is missing) fails at once, as in the other tests.
 #
 # The daemon's contract tested here:
-#  - config: `container_tier = "fast|slow"` (top level) and a [lass] table
+#  - config: [placement] container_tier = "fast|slow" and a [lass] table
 #    with enabled, policy ("ldl" | "predict"), containerd_root,
 #    max_concurrent_downloads;
 #  - `ndockerctl ls --json`: every snapshot also has "rule" and "reason";
 #  - `ndockerctl plan [--json] <manifest digest>`: the plan of a pull.
 
 LASS_FAILURES=()
-LASS_CONFIG_NOTE=""
 
 # lass_config_write FILE KEY=VALUE...: an ndocker config. Keys:
 #   enabled (true|false|"" = no [lass] table), policy, containerd_root,
@@ -40,7 +39,7 @@ lass_config_write() {
   done
   {
     echo "# written by $(basename "$0")"
-    [[ -n "$ctier" ]] && echo "container_tier = \"$ctier\""
+    [[ -n "$ctier" ]] && printf '\n[placement]\ncontainer_tier = "%s"\n' "$ctier"
     if [[ -n "$budget" ]]; then
       printf '\n[tiers.fast]\nbudget = "%s"\n' "$budget"
     fi
@@ -52,48 +51,13 @@ lass_config_write() {
   } >"$file"
 }
 
-# lass__config_accepted FILE: does the daemon accept FILE? Starts it on a
-# scratch root and socket: a config error makes it exit (status 2) at once;
-# once it listens, the config was accepted and it is stopped again. Sets
-# LASS__CONFIG_ERROR to the daemon's complaint.
-lass__config_accepted() {
-  local file=$1 scratch=$NDT_WORKDIR/configcheck log=$NDT_WORKDIR/logs/configcheck.log
-  rm -rf "$scratch"
-  mkdir -p "$scratch"
-  : >"$log"
-  ndt_spawn ndocker-configcheck "$log" "$NDOCKER_BIN" --config "$file" --root "$scratch/root" \
-    --address "$scratch/s.sock" --log-level warn
-  local pid=$NDT_LAST_PID deadline=$((SECONDS + 20)) ok=1
-  until ndt__socket_accepts "$scratch/s.sock"; do
-    if ! kill -0 "$pid" 2>/dev/null; then ok=0; break; fi
-    ((SECONDS < deadline)) || { ok=0; break; }
-    sleep 0.05
-  done
-  ndt__stop_pid "$pid"
-  LASS__CONFIG_ERROR=$(grep -v '^$' "$log" | tail -n 3 | tr '\n' ' ')
-  rm -rf "$scratch"
-  ((ok))
-}
-
-# lass_ndocker_start FILE [NDOCKER_ARGS...]: ndocker_start --config FILE. A
-# daemon that refuses the config (it does not know the LASS keys yet) is
-# started with the config minus container_tier and [lass], so that the rest of
-# the test still runs; every placement check then fails with that note.
+# lass_ndocker_start FILE [NDOCKER_ARGS...]: ndocker_start --config FILE,
+# with the config in the log.
 lass_ndocker_start() {
   local file=$1
   shift
   ndt_log "ndocker config $file: $(grep -v '^#' "$file" | tr '\n' ' ')"
-  if lass__config_accepted "$file"; then
-    LASS_CONFIG_NOTE=""
-    ndocker_start --config "$file" "$@"
-    return 0
-  fi
-  LASS_CONFIG_NOTE="the daemon refused the LASS config ($LASS__CONFIG_ERROR); ran without [lass] and container_tier"
-  ndt_log "PLACEMENT NOTE: $LASS_CONFIG_NOTE"
-  LASS_FAILURES+=("config: $LASS_CONFIG_NOTE")
-  local stripped=${file%.toml}.no-lass.toml
-  awk '/^\[lass\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip && !/^container_tier *=/' "$file" >"$stripped"
-  ndocker_start --config "$stripped" "$@"
+  ndocker_start --config "$file" "$@"
 }
 
 # lass_ls_json: every snapshot the daemon has, as one JSON array.

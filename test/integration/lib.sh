@@ -544,10 +544,12 @@ ndocker_start() {
   NDOCKER_SOCK=${NDOCKER_SOCK:-$NDT_WORKDIR/run/ndocker.sock}
   NDOCKER_LOG=$NDT_WORKDIR/logs/ndocker.log
   NDOCKER_ARGS=("$@")
-  # Never pick up a host config (/etc/ndocker-snapshotter/config.toml): use an
-  # empty one unless the caller passes --config. Debug logs help bug reports.
+  # Never pick up a host config (/etc/ndocker-snapshotter/config.toml) or
+  # follow the host's containerd: unless the caller passes --config, LASS
+  # follows this test's containerd and everything else is default. Debug logs
+  # help bug reports.
   if [[ " $* " != *" --config "* && " $* " != *" --config="* ]]; then
-    : >"$NDT_WORKDIR/ndocker-config.toml"
+    printf '[lass]\ncontainerd_root = "%s"\n' "$(containerd_root_dir)" >"$NDT_WORKDIR/ndocker-config.toml"
     NDOCKER_ARGS+=(--config "$NDT_WORKDIR/ndocker-config.toml")
   fi
   if [[ " $* " != *" --log-level"* ]]; then NDOCKER_ARGS+=(--log-level "${NDT_NDOCKER_LOG_LEVEL:-debug}"); fi
