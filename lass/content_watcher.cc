@@ -142,8 +142,9 @@ void ContentWatcher::Run() {
       next_tick = now + options_.rescan_interval;
       if (!FullySetUp()) {
         Setup();
-      } else {
-        ReconcileIngests();
+      } else if (ReconcileIngests()) {
+        // Clears an earlier listing error once the store reads again.
+        SetHealth(true, absl::StrCat("watching ", options_.content_root));
       }
       tracker_.Prune();
     }
@@ -347,7 +348,7 @@ void ContentWatcher::ForgetAll() {
 
 // --- blobs ---
 
-void ContentWatcher::ReconcileBlobs(bool from_scan) {
+bool ContentWatcher::ReconcileBlobs(bool from_scan) {
   auto names = ListHex64Names(PathOf(kSha));
   if (!names.ok() && !absl::IsNotFound(names.status())) {
     // Known entries stay as they are: an unreadable directory is not proof
@@ -355,7 +356,7 @@ void ContentWatcher::ReconcileBlobs(bool from_scan) {
     setup_error_ = std::string(names.status().message());
     SetHealth(false, absl::StrCat("content store ", options_.content_root, " unreadable: ",
                                   setup_error_));
-    return;
+    return false;
   }
   std::set<std::string> on_disk;
   if (names.ok()) on_disk.insert(names->begin(), names->end());
@@ -374,6 +375,7 @@ void ContentWatcher::ReconcileBlobs(bool from_scan) {
   }
   std::sort(fresh.begin(), fresh.end());
   for (const auto& [_, hex] : fresh) OnBlob(hex, from_scan);
+  return true;
 }
 
 void ContentWatcher::OnBlob(const std::string& hex, bool from_scan) {
@@ -419,7 +421,7 @@ void ContentWatcher::OnBlobGone(const std::string& hex) {
 
 // --- ingests ---
 
-void ContentWatcher::ReconcileIngests() {
+bool ContentWatcher::ReconcileIngests() {
   auto names = ListHex64Names(PathOf(kIngest));
   if (!names.ok() && !absl::IsNotFound(names.status())) {
     // Known entries stay as they are: an unreadable directory is not proof
@@ -427,7 +429,7 @@ void ContentWatcher::ReconcileIngests() {
     setup_error_ = std::string(names.status().message());
     SetHealth(false, absl::StrCat("content store ", options_.content_root, " unreadable: ",
                                   setup_error_));
-    return;
+    return false;
   }
   std::set<std::string> on_disk;
   if (names.ok()) on_disk.insert(names->begin(), names->end());
@@ -437,6 +439,7 @@ void ContentWatcher::ReconcileIngests() {
   }
   for (const std::string& name : gone) OnIngestGone(name);
   for (const std::string& name : on_disk) OnIngest(name);
+  return true;
 }
 
 void ContentWatcher::OnIngest(const std::string& name) {

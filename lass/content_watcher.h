@@ -81,8 +81,9 @@ class ContentWatcher {
   void LoseWatch(Role role);
 
   // Scans: bring known blobs and ingests in line with the directories.
-  void ReconcileBlobs(bool from_scan);
-  void ReconcileIngests();
+  // False (and health set) when the directory exists but cannot be listed.
+  bool ReconcileBlobs(bool from_scan);
+  bool ReconcileIngests();
   void ForgetAll();
   void OnBlob(const std::string& hex, bool from_scan);
   void OnBlobGone(const std::string& hex);
