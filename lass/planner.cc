@@ -14,9 +14,7 @@ std::string ShortDigest(const std::string& digest) {
   return digest.substr(colon == std::string::npos ? 0 : colon + 1, 12);
 }
 
-std::string Seconds(double s, bool known) {
-  return known ? absl::StrFormat("+%.2fs", s) : absl::StrFormat("rank %.0f", s);
-}
+std::string Seconds(double s) { return absl::StrFormat("+%.2fs", s); }
 
 }  // namespace
 
@@ -89,9 +87,15 @@ LayerDecision Decide(const PullSession& session, size_t index, const PlannerInpu
     return d;
   }
   const bool later_exists = d.last_index != static_cast<int>(index) && d.last_end_s > this_end;
-  const std::string last = absl::StrCat(
-      "layer ", d.last_index, " (", ShortDigest(session.layers[d.last_index].digest), ") ends ",
-      Seconds(d.last_end_s, d.times_known));
+  const std::string last_layer = absl::StrCat("layer ", d.last_index, " (",
+                                              ShortDigest(session.layers[d.last_index].digest), ")");
+  // Without a bandwidth the simulated times only order the downloads.
+  const std::string last =
+      d.times_known ? absl::StrCat(last_layer, " ends ", Seconds(d.last_end_s), ", this one ",
+                                   Seconds(this_end))
+                    : absl::StrCat(last_layer,
+                                   " finishes later (order from sizes and progress; no bandwidth "
+                                   "measured yet)");
 
   if (in.policy == Policy::kLdl || !d.times_known) {
     const bool predict = in.policy == Policy::kPredict;
@@ -99,12 +103,12 @@ LayerDecision Decide(const PullSession& session, size_t index, const PlannerInpu
         predict ? "no bandwidth measured yet, so the ldl order decides: " : "";
     if (later_exists) {
       d.placement = {Tier::kSlow, predict ? rule::kPredictOverlaps : rule::kLdlBelow,
-                     absl::StrCat(prefix, where, ": below the last-downloading layer; ", last,
-                                  ", this one ", Seconds(this_end, d.times_known))};
+                     absl::StrCat(prefix, where, ": below the last-downloading layer; ", last)};
     } else {
       d.placement = {Tier::kFast, predict ? rule::kPredictCritical : rule::kLdlLast,
-                     absl::StrCat(prefix, where, ": the last-downloading layer (",
-                                  Seconds(this_end, d.times_known), ")")};
+                     absl::StrCat(prefix, where, ": the last-downloading layer",
+                                  d.times_known ? absl::StrCat(" (ends ", Seconds(this_end), ")")
+                                                : std::string(" (order from sizes and progress)"))};
     }
     return d;
   }
@@ -115,7 +119,7 @@ LayerDecision Decide(const PullSession& session, size_t index, const PlannerInpu
   const double store_end = this_end + unpacked / in.apply_rate + unpacked / in.slow_store_rate;
   const std::string inputs = absl::StrFormat(
       "slow store would end +%.2fs (est. %.0f B unpacked at %.0f MB/s apply, %.0f MB/s write-back)"
-      ", last download %s at %.1f MB/s",
+      ", last download: %s, at %.1f MB/s",
       store_end, unpacked, in.apply_rate / 1e6, in.slow_store_rate / 1e6, last, in.bandwidth / 1e6);
   if (later_exists && store_end + in.margin_s <= d.last_end_s) {
     d.placement = {Tier::kSlow, rule::kPredictOverlaps, absl::StrCat(where, ": ", inputs)};

@@ -7,12 +7,16 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "lass/advisor.h"
+#include "lass/content_watcher.h"
+#include "lass/watcher_source.h"
 #include "snapshotter/admin_service.h"
 #include "snapshotter/config.h"
 #include "snapshotter/fs_ops.h"
@@ -127,7 +131,37 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto core = Snapshotter::Open(config.ToOptions());
+  // LASS: the watcher follows containerd's content store; the advisor turns
+  // what it sees into a tier per unpacked layer.
+  std::shared_ptr<lass::SessionSource> sessions;
+  if (config.lass.enabled) {
+    lass::ContentWatcherOptions wo;
+    wo.content_root = config.lass.containerd_root + "/io.containerd.content.v1.content";
+    auto watcher = lass::ContentWatcher::Start(wo);
+    if (!watcher.ok()) {
+      spdlog::critical("msg=\"cannot start the content-fetch watcher\" path={} error={}",
+                       Q(wo.content_root), Q(watcher.status().message()));
+      return 1;
+    }
+    sessions = std::make_shared<lass::WatcherSource>(*std::move(watcher));
+  }
+  // The advisor asks the core for the slow tier's measured write-back rate;
+  // the core exists only after the advisor, hence the indirection.
+  auto core_for_rate = std::make_shared<std::atomic<Snapshotter*>>(nullptr);
+  lass::AdvisorOptions ao;
+  ao.policy = config.lass.policy == "predict" ? lass::Policy::kPredict : lass::Policy::kLdl;
+  ao.default_tier = config.default_tier;
+  ao.max_concurrent_downloads = config.lass.max_concurrent_downloads;
+  ao.slow_store_rate = static_cast<double>(config.lass.slow_store_bytes_per_second);
+  ao.measured_slow_rate = [core_for_rate] {
+    Snapshotter* c = core_for_rate->load();
+    return c != nullptr ? c->SlowFlushBytesPerSecond() : 0.0;
+  };
+  auto advisor = std::make_shared<lass::Advisor>(ao, sessions);
+  SnapshotterOptions options = config.ToOptions();
+  options.advisor = advisor;
+
+  auto core = Snapshotter::Open(options);
   if (!core.ok()) {
     spdlog::critical("msg=\"cannot open snapshotter\" root={} error={}", Q(config.root),
                      Q(core.status().message()));
@@ -138,8 +172,10 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  core_for_rate->store(core->get());
   SnapshotsService snapshots(core->get());
-  AdminService admin(core->get(), kVersion);
+  AdminService admin(core->get(), kVersion,
+                     [advisor](const std::string& digest) { return advisor->Plan(digest); });
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
   builder.RegisterService(&snapshots);
@@ -162,6 +198,14 @@ int Run(int argc, char** argv) {
                Q(config.address), Q(config.root), Q((*core)->layout().TierRoot(Tier::kFast)),
                Q((*core)->layout().TierRoot(Tier::kSlow)), config.fast_budget_bytes,
                TierName(config.default_tier), kVersion);
+  if (config.lass.enabled) {
+    spdlog::info("msg=\"lass on\" policy={} containerd_root={} max_concurrent_downloads={} container_tier={}",
+                 config.lass.policy, Q(config.lass.containerd_root), config.lass.max_concurrent_downloads,
+                 TierName(config.container_tier));
+  } else {
+    spdlog::info("msg=\"lass off: unpacked layers get the default tier\" container_tier={}",
+                 TierName(config.container_tier));
+  }
   sd_notify(0, "READY=1");
 
   int sig = 0;
@@ -170,6 +214,7 @@ int Run(int argc, char** argv) {
   sd_notify(0, "STOPPING=1");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
+  core_for_rate->store(nullptr);
   ::unlink(config.address.c_str());
   return 0;
 }

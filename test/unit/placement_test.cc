@@ -19,7 +19,12 @@ TEST_CASE("UnpackChainId reads the snapshot.ref label first, then the extract ke
   CHECK(UnpackChainId("default/3/mycontainer", {}).empty());
   CHECK(UnpackChainId("extract-123", {}).empty());
   CHECK(UnpackChainId("extract-123 ", {}).empty());
-  CHECK(UnpackChainId("k8s.io/5/extract-1 sha256:x", {}).empty());
+  // What containerd's metadata layer actually sends: "<ns>/<seq>/<client key>".
+  CHECK(UnpackChainId("k8s.io/5/extract-676802756--a-a " + chain, {}) == chain);
+  CHECK(UnpackChainId("default/12/extract-1-abcd " + chain, {}) == chain);
+  CHECK(UnpackChainId("default/12/web", {}).empty());
+  CHECK(UnpackChainId("default/extract-1 sha256:x", {}).empty());
+  CHECK(UnpackChainId("a/b/c/extract-1 sha256:x", {}).empty());
   CHECK(UnpackChainId("x", {{kSnapshotRefLabel, ""}}).empty());
 }
 
