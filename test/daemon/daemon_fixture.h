@@ -461,6 +461,13 @@ class DaemonProcess {
     run_dir_ = base_ + "/run";
     socket_ = run_dir_ + "/nd.sock";
     log_ = base_ + "/daemon.log";
+    // Never the host's /etc config or containerd: LASS follows a content
+    // store that does not exist (rule store-unreadable) unless a test says.
+    config_ = base_ + "/config.toml";
+    {
+      std::ofstream config(config_);
+      config << "[lass]\ncontainerd_root = \"" << base_ << "/containerd\"\n";
+    }
     if (options_.precreate_run_dir) {
       if (::mkdir(run_dir_.c_str(), 0700) != 0 || ::chmod(run_dir_.c_str(), *options_.precreate_run_dir) != 0) {
         Cleanup();
@@ -510,6 +517,10 @@ class DaemonProcess {
       throw std::runtime_error("daemon binary not found: set NDOCKER_BIN (got \"" + bin + "\")");
     }
     std::vector<std::string> args = {bin, "--root", root_, "--address", socket_, "--log-level", "debug"};
+    if (std::find(options_.extra_args.begin(), options_.extra_args.end(), "--config") ==
+        options_.extra_args.end()) {
+      args.insert(args.end(), {"--config", config_});
+    }
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -661,7 +672,7 @@ class DaemonProcess {
   }
 
   DaemonOptions options_;
-  std::string base_, root_, run_dir_, socket_, log_;
+  std::string base_, root_, run_dir_, socket_, log_, config_;
   pid_t pid_ = -1;
   int starts_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
