@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Quickstart: installs the dependencies, builds, starts a throwaway containerd,
-# registry and ndocker-snapshotter under a temp dir, builds a small
-# multi-layer image, pulls and runs it through ndocker, and shows which tier
-# each layer went to. Everything it started and made is removed at the end
-# (QUICKSTART_KEEP=1 keeps the files). Run as root on Debian 12.
+# Quickstart: installs the dependencies, builds, starts a throwaway containerd
+# (with its CRI plugin), registry and ndocker-snapshotter under a temp dir, and
+#  1. builds a small multi-layer image, pulls it with `ctr` (everything is
+#     downloaded before unpack, so LASS keeps it on the fast tier while the
+#     budget lasts) and runs it;
+#  2. pulls an image of random layers through CRI (PullImage: streamed unpack,
+#     3 downloads at a time) behind a 4 MiB/s link: LASS puts the layers below
+#     the last-downloading one on the slow tier and the rest on the fast tier;
+# and shows where each layer went and why (`ndockerctl ls`, `ndockerctl plan`).
+# Everything it started and made is removed at the end (QUICKSTART_KEEP=1
+# keeps the files). Run as root on Debian 12.
 #
-#   QUICKSTART_FAST_BUDGET=2MiB   fast-tier budget for the demo (default 2MiB,
-#                                 small on purpose so that a layer overflows)
+#   QUICKSTART_FAST_BUDGET=16MiB  fast-tier budget (default 16MiB: both images
+#                                 fit; 2MiB shows layers overflowing to slow)
+#   QUICKSTART_POLICY=ldl         LASS policy: ldl or predict
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
@@ -16,19 +23,40 @@ echo "== installing dependencies"
 deploy/install-deps.sh
 echo "== building"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target ndocker-snapshotter ndockerctl
+cmake --build build -j "$(nproc)" --target ndocker-snapshotter ndockerctl ndocker-test-cri ndocker-test-throttle
 
 export NDOCKER_BIN=$src/build/cmd/ndocker-snapshotter NDOCKERCTL_BIN=$src/build/cmd/ndockerctl
+export NDOCKER_TEST_CRI_BIN=$src/build/test/cri/ndocker-test-cri
+export NDOCKER_TEST_THROTTLE_BIN=$src/build/test/tools/ndocker-test-throttle
 export NDT_KEEP=${QUICKSTART_KEEP:-0} NDT_NDOCKER_LOG_LEVEL=info NDT_TEST_TIMEOUT=900
 # shellcheck source=../test/integration/lib.sh
 source "$src/test/integration/lib.sh"
 
-budget=${QUICKSTART_FAST_BUDGET:-2MiB}
+budget=${QUICKSTART_FAST_BUDGET:-16MiB}
+policy=${QUICKSTART_POLICY:-ldl}
 ndt_setup quickstart
-ndt_step "starting a registry on 127.0.0.1, ndocker-snapshotter (fast budget $budget) and containerd"
+ndt_step "starting a registry on 127.0.0.1 (and a 4 MiB/s link to it), ndocker-snapshotter (fast budget $budget, LASS policy $policy) and containerd"
 registry_start
-ndocker_start --fast-budget "$budget"
-containerd_start
+throttle_start 4MiB
+config=$NDT_WORKDIR/ndocker-quickstart.toml
+printf '[tiers.fast]\nbudget = "%s"\n[lass]\npolicy = "%s"\ncontainerd_root = "%s"\n' \
+  "$budget" "$policy" "$(containerd_root_dir)" >"$config"
+ndocker_start --config "$config"
+containerd_start --cri
+
+# where_layers_went REF [NS]: one line per layer of REF: tier, size, rule.
+where_layers_went() {
+  local snapshots n=0 chain line
+  snapshots=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json)
+  printf '%-6s %-14s %-5s %10s  %s\n' LAYER CHAINID TIER BYTES RULE
+  for chain in $(NDT_NS=${2:-$NDT_NS} image_chain_ids "$1"); do
+    n=$((n + 1))
+    line=$(jq -c --arg c "$chain" 'select(.kind == "committed" and (.key | endswith("/" + $c)))' <<<"$snapshots" | head -n 1)
+    printf '%-6s %-14s %-5s %10s  %s\n' "$n" "${chain:7:12}" "$(jq -r .tier <<<"$line")" \
+      "$(jq -r .size <<<"$line")" "$(jq -r .rule <<<"$line")"
+  done
+}
+
 ndt_step "building a 5-layer test image with umoci and pushing it"
 image_build_and_push
 ref=$NDT_IMAGE_REF
@@ -42,18 +70,21 @@ ndt_step "ctr run --snapshotter ndocker $ref"
 ctr_run --rm --snapshotter ndocker "$ref" quickstart1 /bin/sh -c \
   'echo "greeting: $(cat /etc/greeting)"; echo "/data holds: $(ls /data)"; cat /app/run.sh >/dev/null && echo "app layer present"'
 
-ndt_step "where each layer went"
-snapshots=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json)
-printf '%-6s %-14s %-5s %10s\n' LAYER CHAINID TIER BYTES
-n=0
-for chain in $(image_chain_ids "$ref"); do
-  n=$((n + 1))
-  line=$(jq -c --arg c "$chain" 'select(.kind == "committed" and (.key | endswith("/" + $c)))' <<<"$snapshots" | head -n 1)
-  printf '%-6s %-14s %-5s %10s\n' "$n" "${chain:7:12}" "$(jq -r .tier <<<"$line")" "$(jq -r .size <<<"$line")"
-done
+ndt_step "where each layer of the ctr pull went (all downloaded before unpack: fast while the $budget budget lasts)"
+where_layers_went "$ref"
 echo
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status
+
+ndt_step "CRI pull (streamed unpack) of 5 random layers, 1M 1M 8M 256K 256K, through the 4 MiB/s link"
+image_build_random "$NDT_WORKDIR/oci-random" v1 1M 1M 8M 256K 256K
+image_push "$NDT_WORKDIR/oci-random" v1 quickstart/lass
+random_ref=$(ndt_throttled_ref "$NDT_IMAGE_REF")
+cri_pull "$random_ref"
+echo "CRI pull took ${CRI_PULL_SECONDS} s"
+ndt_step "where each layer of the CRI pull went and why (ndockerctl plan)"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan --containerd-address "$NDT_CTRD_SOCK" -n k8s.io "$random_ref"
 echo
-echo "Placement reasons, from the daemon's log:"
-grep -E 'msg="(prepared|committed) snapshot"' "$NDOCKER_LOG" | sed -E 's/^time="[^"]*" //' | grep -E 'reason=' || true
-ndt_step "done; cleaning up (containerd, registry, ndocker, mounts, temp dir)"
+where_layers_went "$random_ref" k8s.io
+echo
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status
+ndt_step "done; cleaning up (containerd, registry, throttle, ndocker, mounts, temp dir)"
