@@ -76,7 +76,7 @@ PlacementRequest Unpack(const std::string& chain, const Labels* labels) {
 
 }  // namespace
 
-TEST_CASE("advisor: only unpacks; watcher off and unreadable store fall back to the default tier",
+TEST_CASE("advisor: only unpacks, and with the watcher off and unreadable store fall back to the default tier",
           "[lass][advisor]") {
   Labels none;
   PlacementRequest rootfs = Unpack("", &none);

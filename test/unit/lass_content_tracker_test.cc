@@ -290,7 +290,7 @@ TEST_CASE("Tracker: content GC sends layers back to waiting and drops the sessio
   CHECK_FALSE(h.tracker.SessionByManifest(manifest));
 }
 
-TEST_CASE("Tracker: sessions expire after the TTL; a manifest seen again renews", "[lass]") {
+TEST_CASE("Tracker: sessions expire after the TTL, and a manifest seen again renews", "[lass]") {
   Harness h;
   const std::vector<Layer> layers = {MakeLayer("ttl0", 100)};
   const std::string manifest = Digest("manifest-ttl");

@@ -400,7 +400,7 @@ class ScriptedAdvisor : public PlacementAdvisor {
   std::vector<CommitReport> commits;
 };
 
-TEST_CASE("placement: label, then advisor, then defaults; rule and reason are stored",
+TEST_CASE("placement: label, then advisor, then defaults, with rule and reason are stored",
           "[snapshotter][placement]") {
   TempDir dir;
   auto advisor = std::make_shared<ScriptedAdvisor>();
