@@ -348,27 +348,43 @@ void ContentWatcher::ForgetAll() {
 
 // --- blobs ---
 
-bool ContentWatcher::ReconcileBlobs(bool from_scan) {
-  auto names = ListHex64Names(PathOf(kSha));
+std::optional<std::set<std::string>> ContentWatcher::ListOrMarkUnreadable(Role role) {
+  auto names = ListHex64Names(PathOf(role));
   if (!names.ok() && !absl::IsNotFound(names.status())) {
     // Known entries stay as they are: an unreadable directory is not proof
     // that they are gone.
     setup_error_ = std::string(names.status().message());
     SetHealth(false, absl::StrCat("content store ", options_.content_root, " unreadable: ",
                                   setup_error_));
-    return false;
+    return std::nullopt;
   }
   std::set<std::string> on_disk;
   if (names.ok()) on_disk.insert(names->begin(), names->end());
+  return on_disk;
+}
+
+namespace {
+
+// Keys of `known` that are not in `on_disk`.
+template <typename Map>
+std::vector<std::string> Vanished(const Map& known, const std::set<std::string>& on_disk) {
   std::vector<std::string> gone;
-  for (const auto& [hex, _] : blobs_) {
-    if (!on_disk.count(hex)) gone.push_back(hex);
+  for (const auto& [name, _] : known) {
+    if (!on_disk.count(name)) gone.push_back(name);
   }
-  for (const std::string& hex : gone) OnBlobGone(hex);
+  return gone;
+}
+
+}  // namespace
+
+bool ContentWatcher::ReconcileBlobs(bool from_scan) {
+  auto on_disk = ListOrMarkUnreadable(kSha);
+  if (!on_disk) return false;
+  for (const std::string& hex : Vanished(blobs_, *on_disk)) OnBlobGone(hex);
   // New blobs in commit order, so the tracker replays the pull as it
   // happened: index, manifest, config, then layers as they finished.
   std::vector<std::pair<absl::Time, std::string>> fresh;
-  for (const std::string& hex : on_disk) {
+  for (const std::string& hex : *on_disk) {
     if (blobs_.count(hex)) continue;
     auto info = StatBlob(options_.content_root, hex);
     if (info.ok()) fresh.emplace_back(info->mtime, hex);
@@ -422,23 +438,10 @@ void ContentWatcher::OnBlobGone(const std::string& hex) {
 // --- ingests ---
 
 bool ContentWatcher::ReconcileIngests() {
-  auto names = ListHex64Names(PathOf(kIngest));
-  if (!names.ok() && !absl::IsNotFound(names.status())) {
-    // Known entries stay as they are: an unreadable directory is not proof
-    // that they are gone.
-    setup_error_ = std::string(names.status().message());
-    SetHealth(false, absl::StrCat("content store ", options_.content_root, " unreadable: ",
-                                  setup_error_));
-    return false;
-  }
-  std::set<std::string> on_disk;
-  if (names.ok()) on_disk.insert(names->begin(), names->end());
-  std::vector<std::string> gone;
-  for (const auto& [name, _] : ingests_) {
-    if (!on_disk.count(name)) gone.push_back(name);
-  }
-  for (const std::string& name : gone) OnIngestGone(name);
-  for (const std::string& name : on_disk) OnIngest(name);
+  auto on_disk = ListOrMarkUnreadable(kIngest);
+  if (!on_disk) return false;
+  for (const std::string& name : Vanished(ingests_, *on_disk)) OnIngestGone(name);
+  for (const std::string& name : *on_disk) OnIngest(name);
   return true;
 }
 

@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -82,6 +84,9 @@ class ContentWatcher {
 
   // Scans: bring known blobs and ingests in line with the directories.
   // False (and health set) when the directory exists but cannot be listed.
+  // The 64-hex names in a role's directory; nullopt (and health marked
+  // unreadable) when it cannot be listed. A missing directory is empty.
+  std::optional<std::set<std::string>> ListOrMarkUnreadable(Role role);
   bool ReconcileBlobs(bool from_scan);
   bool ReconcileIngests();
   void ForgetAll();

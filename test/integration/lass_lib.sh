@@ -149,3 +149,28 @@ lass_fresh_daemons() {
   lass_ndocker_start "$config"
   containerd_start "$@"
 }
+
+# lass_ctr_pull_phase TAG LAYERS KEY=VALUE...: fresh daemons with the config
+# lass_config_write KEY=VALUE... makes, `ctr pull` of $REF through $SN; sets
+# CHAINS (the image's chainIDs, LAYERS of them) and SNAPS (ndockerctl ls
+# --json), and checks that every layer was committed.
+lass_ctr_pull_phase() {
+  local tag=$1 layers=$2
+  shift 2
+  local config=$NDT_WORKDIR/ndocker-$tag.toml t0 i
+  lass_config_write "$config" "$@"
+  lass_fresh_daemons "$tag" "$config"
+  t0=$(ndt_now)
+  ctr_pull "$SN" "$REF"
+  ndt_pass "ctr pull of $REF through $SN in $(ndt_elapsed "$t0")s"
+  mapfile -t CHAINS < <(image_chain_ids "$REF")
+  ((${#CHAINS[@]} == layers)) || ndt_fail "expected $layers chainIDs, got ${#CHAINS[@]}"
+  SNAPS=$(lass_ls_json)
+  ndt_log "ndockerctl ls --json:"
+  lass_show_snapshots "$SNAPS"
+  for ((i = 0; i < layers; i++)); do
+    [[ "$(lass_snapshot "$SNAPS" "${CHAINS[i]}" | jq -r .kind)" == committed ]] ||
+      ndt_fail "snapshot of L$i (${CHAINS[i]}) is not committed"
+  done
+  ndt_pass "$layers committed layer snapshots named by chainID"
+}

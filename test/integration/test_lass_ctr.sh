@@ -24,40 +24,16 @@ image_build_random "$NDT_WORKDIR/oci" v1 1M 1M 2M 2M
 image_push "$NDT_WORKDIR/oci" v1 ndt/lass-ctr
 REF=$NDT_IMAGE_REF
 
-# pull_phase TAG [lass_config_write KEY=VALUE...]: fresh daemons, ctr pull;
-# sets CHAINS and SNAPS.
-pull_phase() {
-  local tag=$1
-  shift
-  local config=$NDT_WORKDIR/ndocker-$tag.toml
-  lass_config_write "$config" enabled=true policy=ldl containerd_root="$(lass_ctrd_root "$tag")" "$@"
-  lass_fresh_daemons "$tag" "$config"
-  local t0
-  t0=$(ndt_now)
-  ctr_pull "$SN" "$REF"
-  ndt_pass "ctr pull of $REF through $SN in $(ndt_elapsed "$t0")s"
-  mapfile -t CHAINS < <(image_chain_ids "$REF")
-  ((${#CHAINS[@]} == 4)) || ndt_fail "expected 4 chainIDs, got ${#CHAINS[@]}"
-  SNAPS=$(lass_ls_json)
-  ndt_log "ndockerctl ls --json:"
-  lass_show_snapshots "$SNAPS"
-  local i
-  for i in 0 1 2 3; do
-    [[ "$(lass_snapshot "$SNAPS" "${CHAINS[i]}" | jq -r .kind)" == committed ]] ||
-      ndt_fail "snapshot of L$i (${CHAINS[i]}) is not committed"
-  done
-  ndt_pass "4 committed layer snapshots named by chainID"
-}
 
 ndt_step "1. ctr pull, no budget: everything fast, no-downloads"
-pull_phase nobudget
+lass_ctr_pull_phase nobudget 4 enabled=true policy=ldl containerd_root="$(lass_ctrd_root nobudget)"
 for i in 0 1 2 3; do
   lass_expect_placement "$SNAPS" "${CHAINS[i]}" fast no-downloads "ctr pull: L$i (all blobs fetched before the unpack)"
 done
 
 ndt_step "2. ctr pull, fast budget 3 MiB < image (6 MiB)"
 BUDGET=3MiB
-pull_phase budget budget="$BUDGET"
+lass_ctr_pull_phase budget 4 enabled=true policy=ldl containerd_root="$(lass_ctrd_root budget)" budget="$BUDGET"
 budget_bytes=$(numfmt --from=iec "${BUDGET%iB}")
 slow=0
 for i in 0 1 2 3; do

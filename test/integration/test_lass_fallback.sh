@@ -22,24 +22,9 @@ image_build_random "$NDT_WORKDIR/oci" v1 --busybox 256K 512K
 image_push "$NDT_WORKDIR/oci" v1 ndt/lass-fallback
 REF=$NDT_IMAGE_REF
 
-# pull_phase TAG lass_config_write KEY=VALUE...: fresh daemons, ctr pull;
-# sets CHAINS and SNAPS.
-pull_phase() {
-  local tag=$1
-  shift
-  local config=$NDT_WORKDIR/ndocker-$tag.toml
-  lass_config_write "$config" "$@"
-  lass_fresh_daemons "$tag" "$config"
-  ctr_pull "$SN" "$REF"
-  ndt_pass "ctr pull of $REF through $SN"
-  mapfile -t CHAINS < <(image_chain_ids "$REF")
-  ((${#CHAINS[@]} == 2)) || ndt_fail "expected 2 chainIDs, got ${#CHAINS[@]}"
-  SNAPS=$(lass_ls_json)
-  lass_show_snapshots "$SNAPS"
-}
 
 ndt_step "a. [lass] enabled = false"
-pull_phase off enabled=false policy=ldl containerd_root="$(lass_ctrd_root off)"
+lass_ctr_pull_phase off 2 enabled=false policy=ldl containerd_root="$(lass_ctrd_root off)"
 for i in 0 1; do
   lass_expect_placement "$SNAPS" "${CHAINS[i]}" 'fast|slow' watcher-off "LASS off: L$i"
 done
@@ -47,13 +32,13 @@ done
 ndt_step "b. containerd_root is a regular file"
 NOT_A_DIR=$NDT_WORKDIR/not-a-containerd-root
 echo "not a directory" >"$NOT_A_DIR"
-pull_phase unreadable enabled=true policy=ldl containerd_root="$NOT_A_DIR"
+lass_ctr_pull_phase unreadable 2 enabled=true policy=ldl containerd_root="$NOT_A_DIR"
 for i in 0 1; do
   lass_expect_placement "$SNAPS" "${CHAINS[i]}" fast store-unreadable "unreadable store: L$i"
 done
 
 ndt_step "c. container rootfs"
-pull_phase run enabled=true policy=ldl containerd_root="$(lass_ctrd_root run)"
+lass_ctr_pull_phase run 2 enabled=true policy=ldl containerd_root="$(lass_ctrd_root run)"
 ctr_run -d --null-io --snapshotter "$SN" "$REF" c1 /bin/sh -c 'while true; do sleep 1; done' >/dev/null ||
   ndt_fail "ctr run of $REF failed"
 running() { [[ "$(ctr_task_status c1)" == RUNNING ]]; }
