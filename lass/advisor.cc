@@ -40,6 +40,7 @@ PlannerInputs Advisor::CurrentInputs() const {
   }
   const double measured = options_.measured_slow_rate ? options_.measured_slow_rate() : 0;
   in.slow_store_rate = measured > 0 ? measured : options_.slow_store_rate;
+  if (options_.slow_backlog_bytes) in.slow_backlog_bytes = options_.slow_backlog_bytes();
   absl::MutexLock lock(&mu_);
   in.unpack_ratio = unpack_ratio_;
   in.apply_rate = apply_rate_;

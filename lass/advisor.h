@@ -29,6 +29,8 @@ struct AdvisorOptions {
   double slow_store_rate = 150.0 * (1 << 20);  // until measured
   // The slow tier's measured write-back rate (0 = not yet), e.g. from the core.
   std::function<double()> measured_slow_rate;
+  // Bytes queued for the slow tier's write-back, e.g. from the core.
+  std::function<double()> slow_backlog_bytes;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 

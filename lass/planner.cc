@@ -113,15 +113,30 @@ LayerDecision Decide(const PullSession& session, size_t index, const PlannerInpu
     return d;
   }
 
-  // predict: would storing this layer on the slow tier end before the last
-  // download does? Its store starts when its blob is complete.
-  const double unpacked = static_cast<double>(self.size) * in.unpack_ratio;
-  const double store_end = this_end + unpacked / in.apply_rate + unpacked / in.slow_store_rate;
+  // predict: would this layer, stored on the slow tier, be durable before
+  // the pull would end anyway? containerd applies layers one after another,
+  // each once its blob is complete and the one below is committed; applying
+  // costs the same on either tier (the page cache takes the writes), and the
+  // slow tier's write-back runs in the background after the commit (queued
+  // behind what it already has to write). The pull ends with the last apply.
+  auto unpacked = [&](size_t j) { return static_cast<double>(session.layers[j].size) * in.unpack_ratio; };
+  const double commit_self = this_end + unpacked(index) / in.apply_rate;
+  double commit = commit_self;
+  for (size_t j = index + 1; j < session.layers.size(); ++j) {
+    commit = std::max(commit, std::max(ends[j], 0.0)) + unpacked(j) / in.apply_rate;
+  }
+  const double pull_end = commit;
+  const double durable_on_slow =
+      commit_self + (in.slow_backlog_bytes + unpacked(index)) / in.slow_store_rate;
+  d.pull_end_s = pull_end;
+  d.slow_durable_s = durable_on_slow;
   const std::string inputs = absl::StrFormat(
-      "slow store would end +%.2fs (est. %.0f B unpacked at %.0f MB/s apply, %.0f MB/s write-back)"
-      ", last download: %s, at %.1f MB/s",
-      store_end, unpacked, in.apply_rate / 1e6, in.slow_store_rate / 1e6, last, in.bandwidth / 1e6);
-  if (later_exists && store_end + in.margin_s <= d.last_end_s) {
+      "on slow it would be durable at +%.2fs (est. %.0f B unpacked, applied at %.0f MB/s, written "
+      "back at %.0f MB/s behind %.0f B queued); the pull ends at +%.2fs (last download: %s, at "
+      "%.1f MB/s)",
+      durable_on_slow, unpacked(index), in.apply_rate / 1e6, in.slow_store_rate / 1e6,
+      in.slow_backlog_bytes, pull_end, last, in.bandwidth / 1e6);
+  if (durable_on_slow + in.margin_s <= pull_end) {
     d.placement = {Tier::kSlow, rule::kPredictOverlaps, absl::StrCat(where, ": ", inputs)};
   } else {
     d.placement = {Tier::kFast, rule::kPredictCritical, absl::StrCat(where, ": ", inputs)};

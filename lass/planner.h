@@ -8,6 +8,14 @@
 // critical path: it can go to the slow tier at no cost to the pull. The
 // layers from the last-downloading layer (LDL) up are applied after the last
 // byte arrives, so their store time adds to the pull: they go fast.
+//
+// `predict` looks at time, not order: applying a layer costs the same on
+// either tier (the page cache takes the writes); what the slow tier adds is
+// its write-back, which runs in the background after the commit. A layer goes
+// slow when, stored there, it would be durable before the pull ends anyway
+// (the last download plus the applies that must follow it). Layers below the
+// LDL usually qualify; the LDL itself does when the applies above it outlast
+// its write-back.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +29,7 @@ namespace ndocker::lass {
 
 enum class Policy {
   kLdl,      // the paper's strategy 3: fast from the LDL up
-  kPredict,  // fast only where a slow store would end after the last download
+  kPredict,  // fast only where a slow-tier store would end after the pull would
 };
 const char* PolicyName(Policy policy);  // "ldl", "predict"
 
@@ -32,7 +40,8 @@ struct PlannerInputs {
   double unpack_ratio = 2.0;  // unpacked bytes per compressed byte
   double apply_rate = 100e6;  // bytes/s containerd's applier writes (CPU: gunzip + tar)
   double slow_store_rate = 150.0 * (1 << 20);  // bytes/s the slow tier writes back
-  double margin_s = 0.5;      // predict: a slow store must end this much before the last download
+  double slow_backlog_bytes = 0;  // already queued for the slow tier's write-back
+  double margin_s = 0.2;      // predict: slow only if durable this much before the pull ends
 };
 
 // Predicted end of each layer's download, in seconds from now, for layers at
@@ -50,6 +59,10 @@ struct LayerDecision {
   double this_end_s = -1;  // predicted end of this layer's download (-1: done)
   double last_end_s = -1;  // predicted end of the image's last download (-1: none left)
   int last_index = -1;     // the layer predicted to finish last, if any
+  // predict only: when the pull would end, and when this layer would be
+  // durable on the slow tier (seconds from now).
+  double pull_end_s = -1;
+  double slow_durable_s = -1;
   bool times_known = false;  // bandwidth measured: times are seconds
 };
 

@@ -82,6 +82,8 @@ class Snapshotter {
   double SlowFlushBytesPerSecond() const {
     return slow_flusher_ ? slow_flusher_->BytesPerSecond() : 0;
   }
+  // Bytes committed on the slow tier and not yet written back.
+  int64_t SlowFlushBacklogBytes() const { return slow_flusher_ ? slow_flusher_->PendingBytes() : 0; }
 
  private:
   Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> meta);

@@ -43,6 +43,11 @@ double TierFlusher::BytesPerSecond() const {
   return rate_;
 }
 
+int64_t TierFlusher::PendingBytes() const {
+  absl::MutexLock lock(&mu_);
+  return pending_bytes_ + in_flight_bytes_;
+}
+
 void TierFlusher::WaitIdle() {
   absl::MutexLock lock(&mu_);
   const uint64_t target = requested_;
@@ -60,6 +65,7 @@ void TierFlusher::Run() {
       mu_.Await(absl::Condition(&work));
       if (stop_) return;
       bytes = std::exchange(pending_bytes_, 0);
+      in_flight_bytes_ = bytes;
       upto = requested_;
     }
     const absl::Time start = absl::Now();
@@ -70,6 +76,7 @@ void TierFlusher::Run() {
     const absl::Duration took = absl::Now() - start;
     absl::MutexLock lock(&mu_);
     done_ = upto;
+    in_flight_bytes_ = 0;
     if (took >= kMinTimedFlush && bytes >= kMinTimedBytes) {
       const double sample = static_cast<double>(bytes) / absl::ToDoubleSeconds(took);
       rate_ = rate_ == 0 ? sample : (1 - kEwmaWeight) * rate_ + kEwmaWeight * sample;

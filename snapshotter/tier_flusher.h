@@ -24,6 +24,8 @@ class TierFlusher {
   void Request(int64_t bytes);
   // Bytes per second of recent flushes (EWMA); 0 until one has been timed.
   double BytesPerSecond() const;
+  // Bytes asked for and not yet flushed (including a flush in progress).
+  int64_t PendingBytes() const;
   // Blocks until every request made before the call has been flushed (tests).
   void WaitIdle();
 
@@ -32,7 +34,8 @@ class TierFlusher {
 
   const std::string path_;
   mutable absl::Mutex mu_;
-  int64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;    // not yet picked up
+  int64_t in_flight_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // being flushed now
   uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t done_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -157,6 +157,10 @@ int Run(int argc, char** argv) {
     Snapshotter* c = core_for_rate->load();
     return c != nullptr ? c->SlowFlushBytesPerSecond() : 0.0;
   };
+  ao.slow_backlog_bytes = [core_for_rate] {
+    Snapshotter* c = core_for_rate->load();
+    return c != nullptr ? static_cast<double>(c->SlowFlushBacklogBytes()) : 0.0;
+  };
   auto advisor = std::make_shared<lass::Advisor>(ao, sessions);
   SnapshotterOptions options = config.ToOptions();
   options.advisor = advisor;

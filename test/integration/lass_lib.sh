@@ -146,6 +146,12 @@ lass_fresh_daemons() {
   if [[ -n "${NDOCKER_PID:-}" ]]; then ndocker_stop; fi
   NDT_CTRD_ROOT_DIR=$(lass_ctrd_root "$tag")
   NDOCKER_ROOT=$NDT_WORKDIR/ndocker-$tag
+  # Fresh means empty: a second pull must download again.
+  local d
+  for d in "$NDT_CTRD_ROOT_DIR" "$NDOCKER_ROOT"; do
+    ndt_unmount_all_under "$d"
+    rm -rf "$d"
+  done
   lass_ndocker_start "$config"
   containerd_start "$@"
 }

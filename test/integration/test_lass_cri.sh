@@ -46,9 +46,10 @@ mapfile -t LAYER_DIGESTS < <(jq -r '.layers[].digest' \
 # rfc3339_ns TIME: nanoseconds since the epoch (0 for an empty or bad time).
 rfc3339_ns() { date -d "$1" +%s%N 2>/dev/null || echo 0; }
 
-# check_blob_order: L2's blob was committed last (ingest -> blobs/sha256 rename
-# time = the blob file's mtime): the scenario the expectations assume.
-check_blob_order() {
+# blob_order_ok: L2's blob was committed last, >0.3 s after every other one
+# (ingest -> blobs/sha256 rename time = the blob file's mtime): the scenario
+# the expectations assume. Logs the commit times.
+blob_order_ok() {
   local blobs=$NDT_CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256 i
   local -a t=()
   for i in 0 1 2 3 4; do
@@ -56,10 +57,8 @@ check_blob_order() {
   done
   ndt_log "blob commit times (s after L0's): $(for i in 0 1 2 3 4; do awk -v a="${t[0]}" -v b="${t[i]}" -v i="$i" 'BEGIN { printf "L%d=%+.3f ", i, b - a }'; done)"
   for i in 0 1 3 4; do
-    awk -v a="${t[i]}" -v b="${t[2]}" 'BEGIN { exit !(b > a + 0.3) }' ||
-      ndt_fail "L2's blob was not committed clearly after L$i's (L$i ${t[i]}, L2 ${t[2]}): the throttle did not make L2 the LDL"
+    awk -v a="${t[i]}" -v b="${t[2]}" 'BEGIN { exit !(b > a + 0.3) }' || return 1
   done
-  ndt_pass "L2 finished downloading last (the LDL), >0.3 s after every other layer"
 }
 
 # check_pull TAG POLICY [containerd_start options]
@@ -67,17 +66,26 @@ check_pull() {
   local tag=$1 policy=$2
   shift 2
   ndt_step "$tag: CRI pull through $RATE/s, policy $policy, containerd $*"
-  local config=$NDT_WORKDIR/ndocker-$tag.toml
+  local config=$NDT_WORKDIR/ndocker-$tag.toml attempt
   lass_config_write "$config" enabled=true policy="$policy" containerd_root="$(lass_ctrd_root "$tag")" \
     max_concurrent_downloads=3
-  lass_fresh_daemons "$tag" "$config" "$@"
-  cri_pull "$REF"
-  # 10.5 MiB at 4 MiB/s: ~2.6 s; far less means the throttle was bypassed
-  awk -v s="$CRI_PULL_SECONDS" 'BEGIN { exit !(s >= 2.0) }' ||
-    ndt_fail "CRI pull took ${CRI_PULL_SECONDS}s; through $RATE/s it cannot take less than ~2.6 s"
-  ndt_pass "CRI pull took ${CRI_PULL_SECONDS}s through the throttle"
-  check_blob_order
-
+  # The scenario is a precondition, not what is tested: containerd picks which
+  # 3 downloads run first at random, and on a loaded machine a small layer can
+  # end as late as L2. Then the pull is repeated on fresh roots.
+  for attempt in 1 2 3; do
+    lass_fresh_daemons "$tag" "$config" "$@"
+    cri_pull "$REF"
+    # 10.5 MiB at 4 MiB/s: ~2.6 s; far less means the throttle was bypassed
+    awk -v s="$CRI_PULL_SECONDS" 'BEGIN { exit !(s >= 2.0) }' ||
+      ndt_fail "CRI pull took ${CRI_PULL_SECONDS}s; through $RATE/s it cannot take less than ~2.6 s"
+    ndt_pass "CRI pull took ${CRI_PULL_SECONDS}s through the throttle"
+    if blob_order_ok; then
+      ndt_pass "L2 finished downloading last (the LDL), >0.3 s after every other layer"
+      break
+    fi
+    ((attempt < 3)) || ndt_fail "in 3 pulls L2 never finished downloading clearly last: the throttle did not make it the LDL"
+    ndt_log "L2 was not clearly the last download (attempt $attempt); pulling again on fresh roots"
+  done
   local manifest
   manifest=$(cri_manifest_digest "$REF")
   local -a chains

@@ -183,19 +183,28 @@ TEST_CASE("predict: slow only where the store ends before the last download", "[
   CHECK(d0.placement.tier == Tier::kSlow);
   CHECK(d0.placement.rule == rule::kPredictOverlaps);
   CHECK(d0.last_index == 3);
-  CHECK(d0.placement.reason.find("slow store would end") != std::string::npos);
+  CHECK(d0.placement.reason.find("durable at") != std::string::npos);
+  CHECK(d0.slow_durable_s + in.margin_s <= d0.pull_end_s);
   CHECK(Decide(s, 1, in).placement.rule == rule::kPredictOverlaps);
   CHECK(Decide(s, 3, in).placement.rule == rule::kPredictCritical);
   CHECK(Decide(s, 4, in).placement.tier == Tier::kFast);
 
   // Where ldl would put a layer below the LDL on slow, predict keeps it fast
   // when the slow store cannot finish in time: 30 MiB at the same disk ends
-  // after the 31 MiB layer above it, downloaded at the same time.
+  // after the 31 MiB layer above it, downloaded at the same time, is applied.
   PullSession close = Image({30 * kMiB, 31 * kMiB});
   CHECK(Decide(close, 0, PlannerInputs{}).placement.rule == rule::kLdlBelow);
   LayerDecision c0 = Decide(close, 0, in);
   CHECK(c0.placement.tier == Tier::kFast);
   CHECK(c0.placement.rule == rule::kPredictCritical);
+
+  // A write-back queue ahead of it pushes a layer's durability later: with
+  // 200 MB already queued on the 20 MB/s disk, layer 1 would be durable too late.
+  PlannerInputs busy = in;
+  busy.slow_backlog_bytes = 200e6;
+  LayerDecision queued = Decide(s, 1, busy);
+  CHECK(queued.placement.rule == rule::kPredictCritical);
+  CHECK(queued.slow_durable_s > queued.pull_end_s);
 
   // Without a measured bandwidth, predict falls back to the ldl order and says so.
   in.bandwidth = 0;
@@ -203,6 +212,31 @@ TEST_CASE("predict: slow only where the store ends before the last download", "[
   CHECK(blind.placement.rule == rule::kPredictOverlaps);
   CHECK_FALSE(blind.times_known);
   CHECK(blind.placement.reason.find("no bandwidth measured yet") != std::string::npos);
+}
+
+TEST_CASE("predict: even the LDL goes slow when the applies above it outlast its write-back",
+          "[lass][planner]") {
+  // The base layer (10 MiB) is the LDL; the 9 MiB layer above it ends just
+  // before and is applied after it. A fast disk behind a slow applier: the
+  // base is durable on slow before the layer above is applied.
+  PullSession s = Image({10 * kMiB, 9 * kMiB, kMiB / 8});
+  PlannerInputs in;
+  in.policy = Policy::kPredict;
+  in.bandwidth = 10.0 * kMiB;
+  in.unpack_ratio = 2.0;
+  in.apply_rate = 20e6;        // ~0.94 s to apply the 9 MiB layer
+  in.slow_store_rate = 200e6;  // ~0.1 s to write back the base
+  LayerDecision d = Decide(s, 0, in);
+  CHECK(d.last_index == 0);
+  CHECK(d.placement.tier == Tier::kSlow);
+  CHECK(d.placement.rule == rule::kPredictOverlaps);
+  // ldl keeps it fast: it is the last-downloading layer.
+  in.policy = Policy::kLdl;
+  CHECK(Decide(s, 0, in).placement.rule == rule::kLdlLast);
+  // With an HDD-like write-back it would be durable only after the pull: fast.
+  in.policy = Policy::kPredict;
+  in.slow_store_rate = 20e6;
+  CHECK(Decide(s, 0, in).placement.rule == rule::kPredictCritical);
 }
 
 }  // namespace ndocker::lass
