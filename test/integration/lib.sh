@@ -656,7 +656,8 @@ ndocker_snapshot_dirs() {
 
 # containerd_start [--cri] [--no-ndocker]: containerd with its own root, state,
 # socket and namespace-independent config. The cri plugin is disabled unless
-# --cri. Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
+# --cri. The cri plugin unpacks with $NDT_CRI_SNAPSHOTTER (default: ndocker's
+# name). Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
 containerd_start() {
   local cri=0 ndocker=1 a
   for a in "$@"; do
@@ -717,7 +718,7 @@ EOF
   bin_dir = "$dir/cni/bin"
   conf_dir = "$dir/cni/net.d"
 [plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "$NDOCKER_SNAPSHOTTER_NAME"
+  snapshotter = "${NDT_CRI_SNAPSHOTTER:-$NDOCKER_SNAPSHOTTER_NAME}"
   disable_snapshot_annotations = false
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NDT_REGISTRY"]
   endpoint = ["http://$NDT_REGISTRY"]
