@@ -10,6 +10,8 @@
 #                                       cri: CRI PullImage (net/cri-pull.py), fetch and
 #                                       unpack inside containerd (started with the cri plugin)
 #                     [--no-start]      pull metrics only (no cold/warm start)
+#                     [--first-round N] start at round N (resume an interrupted run
+#                                       into the same --out: rows are appended)
 #                     [--checkpoint-fs] before the cold start's drop_caches, freeze and
 #                                       thaw both tiers (fsfreeze): ext4 writes back and
 #                                       checkpoints its journal, so drop_caches can drop
@@ -50,7 +52,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH/../.." && pwd)
 
 images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out="" fresh_fs=1
-pull_mode=ctr start=1 trace_cold="" checkpoint_fs=0
+pull_mode=ctr start=1 trace_cold="" checkpoint_fs=0 first_round=1
 fast_dir=${NDB_FAST_DIR:-/mnt/ndocker-bench/fast} slow_dir=${NDB_SLOW_DIR:-/mnt/ndocker-bench/slow}
 while (($#)); do
   case $1 in
@@ -64,6 +66,7 @@ while (($#)); do
     --pull) pull_mode=$2; shift 2 ;;
     --no-start) start=0; shift ;;
     --checkpoint-fs) checkpoint_fs=1; shift ;;
+    --first-round) first_round=$2; shift 2 ;;
     --trace-cold) trace_cold=$(realpath -m "$2"); shift 2 ;;
     -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -82,7 +85,7 @@ if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
   exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
     --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir" \
     --pull "$pull_mode" $( ((fresh_fs)) || echo --no-fresh-fs) $( ((start)) || echo --no-start) \
-    $( ((checkpoint_fs)) && echo --checkpoint-fs) \
+    $( ((checkpoint_fs)) && echo --checkpoint-fs) --first-round "$first_round" \
     ${trace_cold:+--trace-cold "$trace_cold"}
 fi
 
@@ -134,6 +137,16 @@ stop_container() {
   ctrw container rm "$1" >/dev/null 2>&1 || true
 }
 
+# wait_port_closed PORT: up to 10 s until nothing accepts on 127.0.0.1:PORT.
+wait_port_closed() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    bench_probe_check "tcp:$1" /dev/null || return 0
+    sleep 0.05
+  done
+  ndt_log "port $1 still accepts 10 s after the container was stopped"
+}
+
 # time_start SNAPSHOTTER REF ID PROBE BUDGET [TRACE]: prints "SECONDS SEEKS
 # READ_MB": from `ctr run` to ready, and the emulated disk's positionings and
 # bytes read in that window ("-" when unknown; SECONDS "none" when the probe
@@ -163,6 +176,9 @@ time_start() {
       ndt_log "attribute-io.py failed for $trace.trace"
   fi
   stop_container "$id" "$pid"
+  # A tcp probe must not see this container's port in the next start (seen
+  # once: a warm start of 0.009 s, then a process still holding the rootfs).
+  [[ $probe == tcp:* ]] && wait_port_closed "${probe#tcp:}"
   if ((rc != 0)); then
     ndt_log "container $id: probe $probe did not fire (rc $rc); output:"; tail -n 20 "$log" >&2
     t=""
@@ -189,7 +205,15 @@ measure() {
   # Every measurement starts from a new, empty file system on both tiers: on
   # the emulated disk, where earlier runs' files were freed decides how many
   # positionings a cold start pays (seen as bimodal cold starts without it).
-  if ((fresh_fs)); then "$BENCH/testbed/testbed" reformat >/dev/null; fi
+  # A container's last processes may hold its rootfs for a moment after
+  # `ctr task kill` + `container rm`: retry for up to 20 s.
+  if ((fresh_fs)); then
+    local tries=0
+    until "$BENCH/testbed/testbed" reformat >/dev/null; do
+      ((++tries < 40)) || ndt_fail "testbed reformat kept refusing"
+      sleep 0.5
+    done
+  fi
   wipe "$fast_home"; wipe "$slow_home"
   mkdir -p "$fast_home" "$slow_home"
   local home=$home_tier/bench/$cfg
@@ -256,7 +280,7 @@ measure() {
   unset NDOCKER_ROOT
 }
 
-for ((round = 1; round <= runs; round++)); do
+for ((round = first_round; round <= runs; round++)); do
   for img in "${image_list[@]}"; do
     # Rotate the order of configurations each round so no configuration always
     # runs first (page cache, writeback, thermal drift).
