@@ -6,12 +6,33 @@
 #
 #   test/bench/run.sh [--images a,b] [--configs c1,c2] [--runs N] [--out DIR]
 #                     [--no-fresh-fs]   (default: `testbed reformat` before each measurement)
+#                     [--pull ctr|cri]  ctr (default): `ctr image pull`, fetch in ctr;
+#                                       cri: CRI PullImage (net/cri-pull.py), fetch and
+#                                       unpack inside containerd (started with the cri plugin)
+#                     [--no-start]      pull metrics only (no cold/warm start)
+#                     [--first-round N] start at round N (resume an interrupted run
+#                                       into the same --out: rows are appended)
+#                     [--checkpoint-fs] before the cold start's drop_caches, freeze and
+#                                       thaw both tiers (fsfreeze): ext4 writes back and
+#                                       checkpoints its journal, so drop_caches can drop
+#                                       every metadata block (without it, directory blocks
+#                                       of the last layers unpacked are sometimes still
+#                                       cached: a bimodal cold start, see RESULTS.md)
+#                     [--trace-cold DIR] trace the slow tier's requests during each cold
+#                                       start (emulator trace) and attribute them to files
+#                                       (tools/attribute-io.py) before the container stops:
+#                                       DIR/<round>-<image>-<config>.{trace,json}; the
+#                                       look-up freezes the slow fs, so the warm start of
+#                                       a traced measurement is not comparable
 #
 # Configurations (containerd root = content store + overlayfs snapshots):
 #   overlay-slow   stock overlayfs, containerd root on the slow tier ("Docker")
 #   overlay-fast   stock overlayfs, containerd root on the fast tier ("NVM-Docker")
 #   ndocker-slow   ndocker, containerd root + ndocker root on slow, default tier slow
 #   ndocker-fast   ndocker, containerd root + ndocker root on fast, default tier fast
+#   ndocker-slow-rootfast  as ndocker-slow, but the ndocker root (LMDB metadata,
+#                  l/ links) on the fast tier: NOT "everything on slow"; for
+#                  attributing ndocker's own metadata I/O only
 #
 # One CSV row per (round, image, configuration):
 #   pull_s                  `ctr image pull` wall time (fetch + unpack)
@@ -31,6 +52,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH/../.." && pwd)
 
 images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out="" fresh_fs=1
+pull_mode=ctr start=1 trace_cold="" checkpoint_fs=0 first_round=1
 fast_dir=${NDB_FAST_DIR:-/mnt/ndocker-bench/fast} slow_dir=${NDB_SLOW_DIR:-/mnt/ndocker-bench/slow}
 while (($#)); do
   case $1 in
@@ -41,10 +63,16 @@ while (($#)); do
     --fast-dir) fast_dir=$2; shift 2 ;;
     --slow-dir) slow_dir=$2; shift 2 ;;
     --no-fresh-fs) fresh_fs=0; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    --pull) pull_mode=$2; shift 2 ;;
+    --no-start) start=0; shift ;;
+    --checkpoint-fs) checkpoint_fs=1; shift ;;
+    --first-round) first_round=$2; shift 2 ;;
+    --trace-cold) trace_cold=$(realpath -m "$2"); shift 2 ;;
+    -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+[[ $pull_mode == ctr || $pull_mode == cri ]] || { echo "run.sh: --pull ctr|cri" >&2; exit 2; }
 
 # Everything that fetches (ctr) and the tcp probes live in the client network
 # namespace; re-run this script there once.
@@ -53,10 +81,12 @@ if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
   mountpoint -q "$slow_dir" || { echo "run.sh: $slow_dir is not mounted: run test/bench/testbed/testbed up" >&2; exit 1; }
   eval "$("$BENCH/net/netns.sh" env)"
   eval "$("$BENCH/testbed/testbed" env)"
-  export NDB_REGISTRY NDB_IN_CLIENT_NS=1 NDOCKER_BENCH_HDD_STATS
+  export NDB_REGISTRY NDB_IN_CLIENT_NS=1 NDOCKER_BENCH_HDD_STATS NDOCKER_BENCH_SLOW_DEV
   exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
     --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir" \
-    $( ((fresh_fs)) || echo --no-fresh-fs)
+    --pull "$pull_mode" $( ((fresh_fs)) || echo --no-fresh-fs) $( ((start)) || echo --no-start) \
+    $( ((checkpoint_fs)) && echo --checkpoint-fs) --first-round "$first_round" \
+    ${trace_cold:+--trace-cold "$trace_cold"}
 fi
 
 export NDOCKER_BIN=${NDOCKER_BIN:-$SRC/build/cmd/ndocker-snapshotter}
@@ -71,6 +101,7 @@ source "$BENCH/images/corpus.sh"
 IFS=, read -r -a image_list <<<"$images"
 IFS=, read -r -a config_list <<<"$configs"
 mkdir -p "$out"
+[[ -z "$trace_cold" ]] || mkdir -p "$trace_cold"
 csv=$out/results.csv
 [[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb" >"$csv"
 
@@ -106,12 +137,28 @@ stop_container() {
   ctrw container rm "$1" >/dev/null 2>&1 || true
 }
 
-# time_start SNAPSHOTTER REF ID PROBE BUDGET: prints "SECONDS SEEKS READ_MB":
-# from `ctr run` to ready, and the emulated disk's positionings and bytes read
-# in that window ("-" when unknown; SECONDS "none" when the probe never fired).
+# wait_port_closed PORT: up to 10 s until nothing accepts on 127.0.0.1:PORT.
+wait_port_closed() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    bench_probe_check "tcp:$1" /dev/null || return 0
+    sleep 0.05
+  done
+  ndt_log "port $1 still accepts 10 s after the container was stopped"
+}
+
+# time_start SNAPSHOTTER REF ID PROBE BUDGET [TRACE]: prints "SECONDS SEEKS
+# READ_MB": from `ctr run` to ready, and the emulated disk's positionings and
+# bytes read in that window ("-" when unknown; SECONDS "none" when the probe
+# never fired). TRACE: path prefix; the emulator traces the window into
+# TRACE.trace, attributed into TRACE.json while the container still runs.
 time_start() {
-  local sn=$1 ref=$2 id=$3 probe=$4 budget=$5 log=$NDT_WORKDIR/logs/$3.out t0 pid rc=0
+  local sn=$1 ref=$2 id=$3 probe=$4 budget=$5 trace=${6:-} log=$NDT_WORKDIR/logs/$3.out t0 pid rc=0
   local seeks0 bytes0 seeks="-" mb="-"
+  if [[ -n "$trace" ]]; then
+    rm -f "$trace.trace"
+    echo "trace $trace.trace" >"$NDOCKER_BENCH_HDD_STATS"
+  fi
   seeks0=$(hdd_stat seeks) bytes0=$(hdd_stat bytes_read)
   t0=$(now)
   pid=$(start_container "$sn" "$ref" "$id" "$log")
@@ -122,7 +169,16 @@ time_start() {
     seeks=$(($(hdd_stat seeks) - seeks0))
     mb=$(awk -v a="$bytes0" -v b="$(hdd_stat bytes_read)" 'BEGIN { printf "%.1f", (b - a) / 1048576 }')
   fi
+  if [[ -n "$trace" ]]; then
+    echo "trace off" >"$NDOCKER_BENCH_HDD_STATS"
+    /usr/bin/python3 "$BENCH/tools/attribute-io.py" capture --trace "$trace.trace" --dev "$NDOCKER_BENCH_SLOW_DEV" \
+      --mnt "$slow_dir" --out "$trace.json" --label "$(basename "$trace" | cut -d- -f2-)" >&2 ||
+      ndt_log "attribute-io.py failed for $trace.trace"
+  fi
   stop_container "$id" "$pid"
+  # A tcp probe must not see this container's port in the next start (seen
+  # once: a warm start of 0.009 s, then a process still holding the rootfs).
+  [[ $probe == tcp:* ]] && wait_port_closed "${probe#tcp:}"
   if ((rc != 0)); then
     ndt_log "container $id: probe $probe did not fire (rc $rc); output:"; tail -n 20 "$log" >&2
     t=""
@@ -142,36 +198,69 @@ measure() {
     overlay-fast) sn=overlayfs home_tier=$fast_dir ;;
     ndocker-slow) sn=ndocker home_tier=$slow_dir ;;
     ndocker-fast) sn=ndocker home_tier=$fast_dir ;;
+    ndocker-slow-rootfast) sn=ndocker home_tier=$slow_dir ;;
     *) ndt_fail "unknown configuration $cfg" ;;
   esac
   local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
   # Every measurement starts from a new, empty file system on both tiers: on
   # the emulated disk, where earlier runs' files were freed decides how many
   # positionings a cold start pays (seen as bimodal cold starts without it).
-  if ((fresh_fs)); then "$BENCH/testbed/testbed" reformat >/dev/null; fi
+  # A container's last processes may hold its rootfs for a moment after
+  # `ctr task kill` + `container rm`: retry for up to 20 s.
+  if ((fresh_fs)); then
+    local tries=0
+    until "$BENCH/testbed/testbed" reformat >/dev/null; do
+      ((++tries < 40)) || ndt_fail "testbed reformat kept refusing"
+      sleep 0.5
+    done
+  fi
   wipe "$fast_home"; wipe "$slow_home"
   mkdir -p "$fast_home" "$slow_home"
   local home=$home_tier/bench/$cfg
   if [[ $sn == ndocker ]]; then
-    NDOCKER_ROOT=$home/ndocker ndocker_start --fast-path "$fast_home/fast" --slow-path "$slow_home/slow" \
-      --default-tier "${cfg#ndocker-}"
+    local nd_root=$home/ndocker tier=${cfg#ndocker-}
+    [[ $cfg == ndocker-slow-rootfast ]] && nd_root=$fast_home/ndocker tier=slow
+    NDOCKER_ROOT=$nd_root ndocker_start --fast-path "$fast_home/fast" --slow-path "$slow_home/slow" \
+      --default-tier "$tier"
   fi
-  NDT_CTRD_ROOT_DIR=$home/containerd containerd_start $([[ $sn == ndocker ]] || echo --no-ndocker)
+  local -a ctrd_args=()
+  [[ $sn == ndocker ]] || ctrd_args+=(--no-ndocker)
+  if [[ $pull_mode == cri ]]; then
+    # CRI pulls unpack with the cri plugin's snapshotter; plain HTTP through
+    # a mirror entry for the registry; images land in namespace k8s.io.
+    ctrd_args+=(--cri)
+    export NDT_CRI_SNAPSHOTTER=$sn NDT_REGISTRY=$NDB_REGISTRY
+  fi
+  NDT_CTRD_ROOT_DIR=$home/containerd containerd_start "${ctrd_args[@]}"
+  local ns_saved=$NDT_NS
+  [[ $pull_mode == cri ]] && NDT_NS=k8s.io
 
   drop_caches
   local t0 t1 t2
   t0=$(now)
-  ctr_pull "$sn" "$ref"
+  if [[ $pull_mode == cri ]]; then
+    /usr/bin/python3 "$BENCH/net/cri-pull.py" --address "$NDT_CTRD_SOCK" "$ref" >"$NDT_WORKDIR/logs/cri-pull.out" 2>&1 ||
+      { cat "$NDT_WORKDIR/logs/cri-pull.out" >&2; ndt_fail "CRI pull of $ref failed"; }
+  else
+    ctr_pull "$sn" "$ref"
+  fi
   t1=$(now)
   sync
   t2=$(now)
   local last_blob
   last_blob=$(find "$NDT_CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256" -type f -printf '%T@\n' | sort -n | tail -n 1)
-  local cold warm
-  drop_caches
-  local cold_seeks cold_read_mb _s _m
-  read -r cold cold_seeks cold_read_mb < <(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget")
-  read -r warm _s _m < <(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+  local cold=none warm=none cold_seeks=- cold_read_mb=- _s _m
+  if ((start)); then
+    if ((checkpoint_fs)); then
+      local d
+      for d in "$slow_dir" "$fast_dir"; do fsfreeze -f "$d" && fsfreeze -u "$d"; done
+    fi
+    drop_caches
+    read -r cold cold_seeks cold_read_mb < <(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget" \
+      ${trace_cold:+"$trace_cold/$round-$img-$cfg"})
+    read -r warm _s _m < <(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+  fi
+  NDT_NS=$ns_saved
   # CSV: empty cells for what is unknown.
   [[ $cold == none ]] && cold=""
   [[ $warm == none ]] && warm=""
@@ -191,7 +280,7 @@ measure() {
   unset NDOCKER_ROOT
 }
 
-for ((round = 1; round <= runs; round++)); do
+for ((round = first_round; round <= runs; round++)); do
   for img in "${image_list[@]}"; do
     # Rotate the order of configurations each round so no configuration always
     # runs first (page cache, writeback, thermal drift).
@@ -204,5 +293,9 @@ for ((round = 1; round <= runs; round++)); do
   done
 done
 ndt_log "results: $csv"
+if [[ -n "$trace_cold" ]] && compgen -G "$trace_cold/*.json" >/dev/null; then
+  /usr/bin/python3 "$BENCH/tools/attribute-io.py" report "$trace_cold"/*.json >"$trace_cold/attribution.md" || true
+  ndt_log "cold-start I/O attribution: $trace_cold/attribution.md"
+fi
 /usr/bin/python3 "$BENCH/report.py" "$csv" --plots "$out" --out "$out/RESULTS.md" \
   --note "Rate: $NDB_RATE. Tiers: slow = $slow_dir, fast = $fast_dir (see test/bench/testbed)."

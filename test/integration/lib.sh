@@ -669,6 +669,7 @@ ndocker_snapshot_dirs() {
 # (written out, so the tests do not depend on the default). Registries the CRI
 # plugin reaches over plain http: NDT_REGISTRY and, when set before this call,
 # NDT_THROTTLED_REGISTRY (throttle_start).
+# The cri plugin unpacks with $NDT_CRI_SNAPSHOTTER (default: ndocker's name).
 # Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
 containerd_start() {
   local cri=0 ndocker=1 annotations=true a
@@ -732,7 +733,7 @@ EOF
   bin_dir = "$dir/cni/bin"
   conf_dir = "$dir/cni/net.d"
 [plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "$NDOCKER_SNAPSHOTTER_NAME"
+  snapshotter = "${NDT_CRI_SNAPSHOTTER:-$NDOCKER_SNAPSHOTTER_NAME}"
   disable_snapshot_annotations = $([[ $annotations == true ]] && echo false || echo true)
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NDT_REGISTRY"]
   endpoint = ["http://$NDT_REGISTRY"]

@@ -35,7 +35,18 @@
 //
 // The mount also holds "stats", a text file with the parameters and counters
 // (requests, bytes, seeks, busy time, RAM used); writing anything to it resets
-// the counters.
+// the counters, except two commands:
+//   "trace PATH"  start (or switch) a per-request trace to PATH (appended)
+//   "trace off"   stop tracing (the file is flushed and closed)
+//
+// Trace (--trace FILE, $NDOCKER_HDD_TRACE, or the command above): one line
+// per request as the actuator schedules it, plus '#' comment lines:
+//   start_us op offset length seek wait_us service_us
+// start_us = when the actuator starts it, in microseconds since the trace was
+// opened (the header gives the CLOCK_REALTIME and CLOCK_MONOTONIC of that
+// moment); op R (read), W (write) or Z (zero-range); seek 1 when the request
+// paid a positioning; wait_us = time queued; service_us = modelled cost.
+// Offsets are bytes on "disk" (= on the loop device: loop offset 0).
 //
 // Usage: ndocker-hdd-emulator [options] MOUNTPOINT   (runs in the foreground)
 //   --size SIZE         disk size, K/M/G/T suffixes (binary)   [20G]
@@ -48,6 +59,7 @@
 //   --fifo              strict FIFO: no near-first, no anticipation
 //   --threads N         max FUSE worker threads                  [64]
 //   --rt-prio N         run all threads SCHED_FIFO at priority N, 0=off [0]
+//   --trace FILE        per-request trace (see above); also $NDOCKER_HDD_TRACE
 //                       (a disk is hardware: its timing should not depend on
 //                       CPU load; the threads only copy memory and sleep)
 //   -d                  FUSE debug output
@@ -99,6 +111,7 @@ struct Params {
   unsigned threads = 64;
   int rt_prio = 0;
   bool debug = false;
+  std::string trace;
   std::string mountpoint;
 };
 
@@ -123,6 +136,7 @@ struct Request {
   uint64_t len = 0;
   int64_t arrival = 0;
   int64_t completion = -1;  // set by the actuator when scheduled
+  char op = 'R';
   std::condition_variable cv;
 };
 
@@ -152,6 +166,7 @@ class Actuator {
     }
     queue_cv_.notify_all();
     thread_.join();
+    SetTrace("");
   }
 
   // Blocks until the request is scheduled, runs `io` (the data copy) while the
@@ -162,6 +177,7 @@ class Actuator {
     Request r;
     r.off = off;
     r.len = len;
+    r.op = kind == Kind::kRead ? 'R' : kind == Kind::kWrite ? 'W' : 'Z';
     {
       std::unique_lock lk(m_);
       r.arrival = NowNs();
@@ -185,6 +201,30 @@ class Actuator {
   void ResetStats() {
     std::lock_guard lk(m_);
     stats_ = Stats{};
+  }
+
+  // Starts (path non-empty) or stops (empty) the per-request trace. Returns
+  // false (errno set) when the file cannot be opened.
+  bool SetTrace(const std::string& path) {
+    std::lock_guard lk(m_);
+    if (trace_) {
+      std::fprintf(trace_, "# trace closed\n");
+      std::fclose(trace_);
+      trace_ = nullptr;
+    }
+    if (path.empty()) return true;
+    trace_ = std::fopen(path.c_str(), "ae");
+    if (!trace_) return false;
+    std::setvbuf(trace_, nullptr, _IOFBF, 1 << 20);
+    timespec rt{};
+    clock_gettime(CLOCK_REALTIME, &rt);
+    trace_t0_ = NowNs();
+    std::fprintf(trace_,
+                 "# ndocker-hdd-emulator trace: realtime %lld.%09ld monotonic_ns %lld seek_ms %g near_kib %llu\n"
+                 "# start_us op offset length seek wait_us service_us\n",
+                 static_cast<long long>(rt.tv_sec), rt.tv_nsec, static_cast<long long>(trace_t0_),
+                 static_cast<double>(seek_ns_) / 1e6, static_cast<unsigned long long>(near_ / 1024));
+    return true;
   }
 
  private:
@@ -245,6 +285,12 @@ class Actuator {
       stats_.busy_ns += completion - start;
       stats_.wait_ns += start - r->arrival;
       stats_.max_wait_ns = std::max(stats_.max_wait_ns, start - r->arrival);
+      if (trace_) {
+        std::fprintf(trace_, "%lld %c %llu %llu %d %lld %lld\n", static_cast<long long>((start - trace_t0_) / 1000),
+                     r->op, static_cast<unsigned long long>(r->off), static_cast<unsigned long long>(r->len),
+                     near ? 0 : 1, static_cast<long long>((start - r->arrival) / 1000),
+                     static_cast<long long>((completion - start) / 1000));
+      }
       r->completion = completion;
       r->cv.notify_one();
     }
@@ -263,6 +309,8 @@ class Actuator {
   uint64_t last_end_ = 0;
   bool stop_ = false;
   Stats stats_;
+  std::FILE* trace_ = nullptr;
+  int64_t trace_t0_ = 0;
   std::thread thread_;
 };
 
@@ -529,7 +577,19 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
   if (ino == kStatsIno) {
-    g_emu->actuator.ResetStats();
+    std::string_view cmd(data, size);
+    while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == ' ')) cmd.remove_suffix(1);
+    if (cmd.starts_with("trace ")) {
+      std::string path(cmd.substr(6));
+      if (path == "off") path.clear();
+      errno = 0;
+      if (!g_emu->actuator.SetTrace(path)) {
+        fuse_reply_err(req, errno ? errno : EIO);
+        return;
+      }
+    } else {
+      g_emu->actuator.ResetStats();
+    }
     fuse_reply_write(req, size);
     return;
   }
@@ -625,7 +685,7 @@ bool ParseUint(const char* s, uint64_t* out) {
   std::fprintf(code ? stderr : stdout,
                "usage: ndocker-hdd-emulator [--size 20G] [--rate-mbps 150] [--seek-ms 8]\n"
                "         [--near-kib 64] [--track-kib 0] [--anticipate-us 300] [--starve-ms 500]\n"
-               "         [--fifo] [--threads 64] [--rt-prio 0] [-d] MOUNTPOINT\n"
+               "         [--fifo] [--threads 64] [--rt-prio 0] [--trace FILE] [-d] MOUNTPOINT\n"
                "Serves MOUNTPOINT/disk (an emulated 7200 rpm disk, data in RAM) and\n"
                "MOUNTPOINT/stats; runs in the foreground until unmounted or signalled.\n");
   std::exit(code);
@@ -647,6 +707,7 @@ Params ParseArgs(int argc, char** argv) {
     else if (a == "-d") p.debug = true;
     else if (a == "-f") {  // always foreground; accepted for familiarity
     } else if (a == "--fifo") p.fifo = true;
+    else if (a == "--trace") p.trace = val();
     else if (a == "--size") ok = ParseSize(val(), &p.size);
     else if (a == "--rate-mbps") ok = ParseDouble(val(), &p.rate_mbps) && p.rate_mbps > 0;
     else if (a == "--seek-ms") ok = ParseDouble(val(), &p.seek_ms) && p.seek_ms >= 0;
@@ -686,8 +747,15 @@ int main(int argc, char** argv) {
     if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
       std::fprintf(stderr, "ndocker-hdd-emulator: warning: SCHED_FIFO %d: %s\n", params.rt_prio, std::strerror(errno));
   }
+  if (params.trace.empty()) {
+    if (const char* t = std::getenv("NDOCKER_HDD_TRACE"); t && *t) params.trace = t;
+  }
   Emulator emu(params);
   g_emu = &emu;
+  if (!params.trace.empty() && !emu.actuator.SetTrace(params.trace)) {
+    std::fprintf(stderr, "ndocker-hdd-emulator: cannot open trace %s: %s\n", params.trace.c_str(), std::strerror(errno));
+    return 1;
+  }
 
   fuse_lowlevel_ops ops{};
   ops.init = OpInit;
