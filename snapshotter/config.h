@@ -36,7 +36,7 @@ struct Config {
   int64_t fast_budget_bytes = 0;
   Tier default_tier = Tier::kFast;
   Tier container_tier = Tier::kSlow;
-  bool flush_slow_commits = true;
+  bool flush_slow_commits = false;
   bool sync_migrations = true;
   LassConfig lass;
 

@@ -298,7 +298,7 @@ TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
   auto defaults = ParseConfig("", "t.toml");
   REQUIRE(defaults.ok());
   CHECK(defaults->container_tier == Tier::kSlow);
-  CHECK(defaults->flush_slow_commits);
+  CHECK_FALSE(defaults->flush_slow_commits);
   CHECK(defaults->lass.enabled);
   CHECK(defaults->lass.policy == "ldl");
   CHECK(defaults->lass.containerd_root == "/var/lib/containerd");
@@ -307,7 +307,7 @@ TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
 
   auto c = ParseConfig(R"(
 [tiers.slow]
-flush_on_commit = false
+flush_on_commit = true
 [placement]
 container_tier = "fast"
 [lass]
@@ -319,7 +319,7 @@ slow_store_bandwidth = "80MiB"
 )", "t.toml");
   REQUIRE(c.ok());
   CHECK(c->container_tier == Tier::kFast);
-  CHECK_FALSE(c->flush_slow_commits);
+  CHECK(c->flush_slow_commits);
   CHECK_FALSE(c->lass.enabled);
   CHECK(c->lass.policy == "predict");
   CHECK(c->lass.containerd_root == "/srv/containerd");
@@ -327,7 +327,7 @@ slow_store_bandwidth = "80MiB"
   CHECK(c->lass.slow_store_bytes_per_second == int64_t{80} << 20);
   const SnapshotterOptions o = c->ToOptions();
   CHECK(o.container_tier == Tier::kFast);
-  CHECK_FALSE(o.flush_slow_commits);
+  CHECK(o.flush_slow_commits);
 }
 
 }  // namespace ndocker
