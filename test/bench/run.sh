@@ -33,6 +33,16 @@
 #   ndocker-slow-rootfast  as ndocker-slow, but the ndocker root (LMDB metadata,
 #                  l/ links) on the fast tier: NOT "everything on slow"; for
 #                  attributing ndocker's own metadata I/O only
+#   (ndocker-slow/-fast/-slow-rootfast: LASS off, container rootfs on the same tier)
+#   ndocker-ldl    ndocker with LASS policy ldl: containerd root (content store,
+#                  whose blobs containerd fsyncs as they arrive) and the ndocker
+#                  root (metadata, links: a few MB) on the fast tier, layers
+#                  placed per LASS, container rootfs on slow
+#   ndocker-predict  the same with LASS policy predict
+#   ndocker-ldl-ctrdslow  ndocker-ldl with containerd's root on the slow tier,
+#                  as overlay-slow ("Docker") has it
+#   NDB_NDOCKER_EXTRA_CONFIG: TOML appended to the LASS configs' ndocker
+#   config, e.g. "[tiers.slow]" and "flush_on_commit = true" on two lines
 #
 # One CSV row per (round, image, configuration):
 #   pull_s                  `ctr image pull` wall time (fetch + unpack)
@@ -43,6 +53,9 @@
 #   cold_start_s            caches dropped, `ctr run` until the readiness probe
 #   warm_start_s            a second container of the same image, caches warm
 #   fast_bytes, slow_bytes  bytes this configuration left on each tier
+#   fast_layer_share        share of the unpacked layer bytes on the fast tier
+#                           (ndocker: its fast/slow snapshot dirs; overlay-fast 1,
+#                           overlay-slow 0)
 #   cold_seeks, cold_slow_read_mb  positionings and bytes read on the emulated
 #                           disk during the cold start (from the emulator's
 #                           stats file): separates a snapshotter's own I/O
@@ -103,7 +116,7 @@ IFS=, read -r -a config_list <<<"$configs"
 mkdir -p "$out"
 [[ -z "$trace_cold" ]] || mkdir -p "$trace_cold"
 csv=$out/results.csv
-[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb" >"$csv"
+[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb,fast_layer_share" >"$csv"
 
 ndt_setup bench
 NDB_RATE=$(tc qdisc show dev "${NDB_NET_DEV_CLIENT:-ndb-c0}" 2>/dev/null | sed -n 's/.* rate \([^ ]*\) .*/\1/p' | head -n 1)
@@ -199,6 +212,8 @@ measure() {
     ndocker-slow) sn=ndocker home_tier=$slow_dir ;;
     ndocker-fast) sn=ndocker home_tier=$fast_dir ;;
     ndocker-slow-rootfast) sn=ndocker home_tier=$slow_dir ;;
+    ndocker-ldl | ndocker-predict) sn=ndocker home_tier=$fast_dir ;;
+    ndocker-ldl-ctrdslow) sn=ndocker home_tier=$slow_dir ;;
     *) ndt_fail "unknown configuration $cfg" ;;
   esac
   local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
@@ -218,10 +233,19 @@ measure() {
   mkdir -p "$fast_home" "$slow_home"
   local home=$home_tier/bench/$cfg
   if [[ $sn == ndocker ]]; then
-    local nd_root=$home/ndocker tier=${cfg#ndocker-}
+    local nd_root=$home/ndocker tier=${cfg#ndocker-} nd_config=$NDT_WORKDIR/ndocker-$cfg.toml
     [[ $cfg == ndocker-slow-rootfast ]] && nd_root=$fast_home/ndocker tier=slow
+    case $cfg in
+      ndocker-ldl | ndocker-predict | ndocker-ldl-ctrdslow)
+        nd_root=$fast_home/ndocker tier=fast
+        local policy=${cfg#ndocker-}
+        printf '[placement]\ncontainer_tier = "slow"\n[lass]\npolicy = "%s"\ncontainerd_root = "%s"\n%s\n' \
+          "${policy%-ctrdslow}" "$home/containerd" "${NDB_NDOCKER_EXTRA_CONFIG:-}" >"$nd_config" ;;
+      *)
+        printf '[placement]\ncontainer_tier = "%s"\n[lass]\nenabled = false\n' "$tier" >"$nd_config" ;;
+    esac
     NDOCKER_ROOT=$nd_root ndocker_start --fast-path "$fast_home/fast" --slow-path "$slow_home/slow" \
-      --default-tier "$tier"
+      --default-tier "$tier" --config "$nd_config"
   fi
   local -a ctrd_args=()
   [[ $sn == ndocker ]] || ctrd_args+=(--no-ndocker)
@@ -266,12 +290,20 @@ measure() {
   [[ $warm == none ]] && warm=""
   [[ $cold_seeks == - ]] && cold_seeks=""
   [[ $cold_read_mb == - ]] && cold_read_mb=""
-  local fast_bytes slow_bytes
+  local fast_bytes slow_bytes share
+  case $cfg in
+    overlay-slow) share=0 ;;
+    overlay-fast) share=1 ;;
+    *)
+      local lf ls
+      lf=$(bytes_of "$fast_home/fast/snapshots") ls=$(bytes_of "$slow_home/slow/snapshots")
+      share=$(awk -v f="$lf" -v s="$ls" 'BEGIN { if (f + s > 0) printf "%.3f", f / (f + s) }') ;;
+  esac
   fast_bytes=$(bytes_of "$fast_home")
   slow_bytes=$(bytes_of "$slow_home")
-  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
     "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
-    "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" | tee -a "$csv"
+    "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" "$share" | tee -a "$csv"
 
   containerd_stop
   [[ $sn == ndocker ]] && ndocker_stop
