@@ -1,5 +1,7 @@
 #include "snapshotter/config.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -100,7 +102,16 @@ absl::Status ReadTier(const toml::table& root, const std::string& name, Config* 
                                          : std::set<std::string>{"path", "flush_on_commit"}));
   NDOCKER_RETURN_IF_ERROR(ReadString(*t, "path", fast ? &c->fast_path : &c->slow_path));
   if (fast) return ReadBytes(*t, "tiers.fast.", "budget", &c->fast_budget_bytes);
-  return ReadBool(*t, "tiers.slow.", "flush_on_commit", &c->flush_slow_commits);
+  if (const toml::node* n = t->get("flush_on_commit")) {
+    if (auto b = n->value_exact<bool>()) {
+      c->flush_slow_commits = *b;
+    } else if (auto s = n->value<std::string>(); s && *s == "auto") {
+      c->flush_slow_commits.reset();
+    } else {
+      return absl::InvalidArgumentError("config: tiers.slow.flush_on_commit must be true, false or \"auto\"");
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ReadLass(const toml::table& t, LassConfig* lass) {
@@ -141,7 +152,8 @@ SnapshotterOptions Config::ToOptions() const {
   o.fast_budget_bytes = fast_budget_bytes;
   o.default_tier = default_tier;
   o.container_tier = container_tier;
-  o.flush_slow_commits = flush_slow_commits;
+  std::string ignored;
+  o.flush_slow_commits = flush_slow_commits.value_or(ResolveFlush(*this, &ignored));
   o.sync_migrations = sync_migrations;
   return o;
 }
@@ -203,6 +215,38 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   }
   if (const toml::table* l = root["lass"].as_table()) NDOCKER_RETURN_IF_ERROR(ReadLass(*l, &c.lass));
   return c;
+}
+
+namespace {
+
+// The device of a path, or of its nearest existing parent.
+std::optional<dev_t> DeviceOf(std::string path) {
+  while (!path.empty()) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) return st.st_dev;
+    const size_t slash = path.rfind('/');
+    if (slash == std::string::npos) return std::nullopt;
+    path = slash == 0 ? (path == "/" ? "" : "/") : path.substr(0, slash);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool ResolveFlush(const Config& config, std::string* why) {
+  if (config.flush_slow_commits) {
+    *why = *config.flush_slow_commits ? "on (config)" : "off (config)";
+    return *config.flush_slow_commits;
+  }
+  const std::string slow = config.slow_path.empty() ? config.root + "/slow" : config.slow_path;
+  const auto slow_dev = DeviceOf(slow);
+  const auto ctrd_dev = DeviceOf(config.lass.containerd_root);
+  if (slow_dev && ctrd_dev && *slow_dev == *ctrd_dev) {
+    *why = "off (auto: containerd's root shares the slow tier's filesystem)";
+    return false;
+  }
+  *why = "on (auto: containerd's root is on another filesystem)";
+  return true;
 }
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {

@@ -36,7 +36,9 @@ struct Config {
   int64_t fast_budget_bytes = 0;
   Tier default_tier = Tier::kFast;
   Tier container_tier = Tier::kSlow;
-  bool flush_slow_commits = false;
+  // tiers.slow.flush_on_commit: true, false, or nullopt for "auto" (on unless
+  // containerd's root shares the slow tier's filesystem; see ResolveFlush).
+  std::optional<bool> flush_slow_commits;
   bool sync_migrations = true;
   LassConfig lass;
 
@@ -46,6 +48,13 @@ struct Config {
 // Reads a TOML config. Unknown keys are errors, so a typo never silently
 // falls back to a default.
 absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// flush_on_commit = "auto": the background syncfs of the slow tier pays off
+// unless containerd's root (its content store, downloading) is on the same
+// filesystem, where the syncfs would also force out blobs still arriving
+// (measured: a 100 Mbit/s CRI pull of openjdk 17.5 s -> 20.6 s). Paths that
+// do not exist yet are judged by their nearest existing parent.
+bool ResolveFlush(const Config& config, std::string* why);
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_view source_name);
 
 // "10GiB", "512M", "1.5G", "1048576" -> bytes (K/M/G/T are powers of 1024).

@@ -31,8 +31,8 @@ struct SnapshotterOptions {
   Tier container_tier = Tier::kSlow;
   // Start writing a slow-tier snapshot back (syncfs in the background) as
   // soon as it is committed, so it is durable while later layers still
-  // download instead of at the pull's end. Off by default: the syncfs also
-  // forces out whatever else is dirty on that filesystem (see deploy/config.toml).
+  // download instead of at the pull's end. The config's "auto" decides
+  // (ResolveFlush): the syncfs also forces out whatever else is dirty there.
   bool flush_slow_commits = false;
   // Consulted for every new snapshot without an ndocker.tier label (LASS).
   std::shared_ptr<PlacementAdvisor> advisor;

@@ -202,6 +202,9 @@ int Run(int argc, char** argv) {
                Q(config.address), Q(config.root), Q((*core)->layout().TierRoot(Tier::kFast)),
                Q((*core)->layout().TierRoot(Tier::kSlow)), config.fast_budget_bytes,
                TierName(config.default_tier), kVersion);
+  std::string flush_why;
+  ResolveFlush(config, &flush_why);
+  spdlog::info("msg=\"slow-tier flush on commit\" setting={}", Q(flush_why));
   if (config.lass.enabled) {
     spdlog::info("msg=\"lass on\" policy={} containerd_root={} max_concurrent_downloads={} container_tier={}",
                  config.lass.policy, Q(config.lass.containerd_root), config.lass.max_concurrent_downloads,

@@ -24,6 +24,7 @@ METRICS = [
     ("fast_bytes", "fast-tier bytes"),
     ("cold_seeks", "cold start: positionings on the emulated disk"),
     ("cold_slow_read_mb", "cold start: MiB read from the emulated disk"),
+    ("fast_layer_share", "share of the unpacked layer bytes on the fast tier"),
 ]
 # Metrics that exist only where the slow tier is used (0 on all-fast configs).
 SLOW_ONLY = ("cold_seeks", "cold_slow_read_mb")

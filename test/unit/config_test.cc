@@ -158,6 +158,7 @@ TEST_CASE("values of the wrong type are InvalidArgument", "[config]") {
       {"[migration]\nsync = 0\n", "sync"},
       {"[placement]\ncontainer_tier = \"warm\"\n", "container_tier"},
       {"[tiers.slow]\nflush_on_commit = \"no\"\n", "flush_on_commit"},
+      {"[tiers.slow]\nflush_on_commit = 1\n", "flush_on_commit"},
       {"[tiers.fast]\nflush_on_commit = true\n", "flush_on_commit"},
       {"[lass]\nenabled = 1\n", "enabled"},
       {"[lass]\npolicy = \"fifo\"\n", "policy"},
@@ -298,7 +299,7 @@ TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
   auto defaults = ParseConfig("", "t.toml");
   REQUIRE(defaults.ok());
   CHECK(defaults->container_tier == Tier::kSlow);
-  CHECK_FALSE(defaults->flush_slow_commits);
+  CHECK_FALSE(defaults->flush_slow_commits.has_value());  // auto
   CHECK(defaults->lass.enabled);
   CHECK(defaults->lass.policy == "ldl");
   CHECK(defaults->lass.containerd_root == "/var/lib/containerd");
@@ -319,7 +320,7 @@ slow_store_bandwidth = "80MiB"
 )", "t.toml");
   REQUIRE(c.ok());
   CHECK(c->container_tier == Tier::kFast);
-  CHECK(c->flush_slow_commits);
+  CHECK(c->flush_slow_commits == true);
   CHECK_FALSE(c->lass.enabled);
   CHECK(c->lass.policy == "predict");
   CHECK(c->lass.containerd_root == "/srv/containerd");
@@ -328,6 +329,27 @@ slow_store_bandwidth = "80MiB"
   const SnapshotterOptions o = c->ToOptions();
   CHECK(o.container_tier == Tier::kFast);
   CHECK(o.flush_slow_commits);
+}
+
+TEST_CASE("flush_on_commit auto: off when containerd's root shares the slow tier's filesystem",
+          "[config]") {
+  TempDir dir;
+  auto c = ParseConfig("[tiers.slow]\nflush_on_commit = \"auto\"\n", "t.toml");
+  REQUIRE(c.ok());
+  CHECK_FALSE(c->flush_slow_commits.has_value());
+  c->root = dir / "root";                              // slow tier <root>/slow: not made yet
+  c->lass.containerd_root = dir / "containerd/root";   // not made yet either
+  std::string why;
+  CHECK_FALSE(ResolveFlush(*c, &why));
+  CHECK(why.find("shares") != std::string::npos);
+  CHECK_FALSE(c->ToOptions().flush_slow_commits);
+  c->lass.containerd_root = "/proc/containerd";  // another filesystem
+  CHECK(ResolveFlush(*c, &why));
+  CHECK(why.find("another filesystem") != std::string::npos);
+  CHECK(c->ToOptions().flush_slow_commits);
+  c->flush_slow_commits = false;  // the config's word wins
+  CHECK_FALSE(ResolveFlush(*c, &why));
+  CHECK(why == "off (config)");
 }
 
 }  // namespace ndocker
