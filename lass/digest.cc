@@ -35,4 +35,9 @@ absl::StatusOr<std::string> Sha256Hex(absl::string_view data) {
   return out;
 }
 
+std::string ShortDigest(absl::string_view digest) {
+  const size_t colon = digest.find(':');
+  return std::string(digest.substr(colon == absl::string_view::npos ? 0 : colon + 1, 12));
+}
+
 }  // namespace ndocker::lass

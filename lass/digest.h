@@ -17,6 +17,10 @@ bool IsHex64(absl::string_view s);
 // "sha256:" followed by IsHex64.
 bool IsSha256Digest(absl::string_view s);
 
+// The first 12 hex digits of "sha256:<hex>" (or of any "<alg>:<hex>"), as
+// containerd and docker print digests for people.
+std::string ShortDigest(absl::string_view digest);
+
 // Lowercase hex SHA-256 of `data` (OpenSSL EVP). Internal only if OpenSSL
 // itself fails (out of memory).
 absl::StatusOr<std::string> Sha256Hex(absl::string_view data);

@@ -10,6 +10,9 @@ ImagePlan& PlanBook::PlanFor(const PullSession& session, const std::string& poli
   if (inserted) {
     order_.push_back(session.manifest_digest);
     while (order_.size() > max_images_) {
+      // An unpack that never committed (it failed and was removed) would
+      // otherwise keep its pending entry forever.
+      std::erase_if(pending_, [&](const auto& kv) { return kv.second.first == order_.front(); });
       plans_.erase(order_.front());
       order_.pop_front();
     }

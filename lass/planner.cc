@@ -5,14 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lass/digest.h"
 
 namespace ndocker::lass {
 namespace {
-
-std::string ShortDigest(const std::string& digest) {
-  const size_t colon = digest.find(':');
-  return digest.substr(colon == std::string::npos ? 0 : colon + 1, 12);
-}
 
 std::string Seconds(double s) { return absl::StrFormat("+%.2fs", s); }
 

@@ -162,6 +162,9 @@ int Run(int argc, char** argv) {
     return c != nullptr ? static_cast<double>(c->SlowFlushBacklogBytes()) : 0.0;
   };
   auto advisor = std::make_shared<lass::Advisor>(ao, sessions);
+  // Decided once, here, so that the log says what the core was given.
+  std::string flush_why;
+  config.flush_slow_commits = ResolveFlush(config, &flush_why);
   SnapshotterOptions options = config.ToOptions();
   options.advisor = advisor;
 
@@ -202,8 +205,6 @@ int Run(int argc, char** argv) {
                Q(config.address), Q(config.root), Q((*core)->layout().TierRoot(Tier::kFast)),
                Q((*core)->layout().TierRoot(Tier::kSlow)), config.fast_budget_bytes,
                TierName(config.default_tier), kVersion);
-  std::string flush_why;
-  ResolveFlush(config, &flush_why);
   spdlog::info("msg=\"slow-tier flush on commit\" setting={}", Q(flush_why));
   if (config.lass.enabled) {
     spdlog::info("msg=\"lass on\" policy={} containerd_root={} max_concurrent_downloads={} container_tier={}",

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "containerd/services/images/v1/images.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "lass/digest.h"
 #include "ndocker/admin/v1/admin.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "snapshotter/config.h"
@@ -125,11 +126,6 @@ std::string Rfc3339OrEmpty(int64_t unix_nanos) {
   return absl::FormatTime(absl::RFC3339_full, absl::FromUnixNanos(unix_nanos), absl::UTCTimeZone());
 }
 
-std::string Short(const std::string& digest) {
-  const size_t colon = digest.find(':');
-  return digest.substr(colon == std::string::npos ? 0 : colon + 1, 12);
-}
-
 int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string& digest, bool as_json) {
   grpc::ClientContext ctx;
   admin::GetPlanRequest req;
@@ -166,14 +162,14 @@ int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string
               << "\n";
     return 0;
   }
-  std::cout << "image " << resp.manifest() << " (config " << Short(resp.config()) << "), policy "
+  std::cout << "image " << resp.manifest() << " (config " << ndocker::lass::ShortDigest(resp.config()) << "), policy "
             << resp.policy() << (resp.live() ? ", download tracked live" : "") << "\n";
   std::cout << absl::StrFormat("%-3s %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", "#", "BLOB",
                                "COMPRESSED", "UNPACKED", "DL START", "DL END", "UNPACK START",
                                "UNPACK END", "TIER", "RULE: REASON");
   for (const auto& l : resp.layers()) {
     std::cout << absl::StrFormat(
-        "%-3d %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", l.index(), Short(l.digest()),
+        "%-3d %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", l.index(), ndocker::lass::ShortDigest(l.digest()),
         HumanBytes(l.compressed_size()), l.unpacked_size() > 0 ? HumanBytes(l.unpacked_size()) : "-",
         TimeOrDash(l.download_start_unix_nano()), TimeOrDash(l.download_end_unix_nano()),
         TimeOrDash(l.unpack_start_unix_nano()), TimeOrDash(l.unpack_end_unix_nano()),
