@@ -501,6 +501,9 @@ struct DaemonOptions {
   // --fast-path/--slow-path instead of tiers of its own (tier_fs is then
   // ignored).
   std::optional<std::string> fast_path, slow_path;
+  // false: the constructor makes the dirs and tiers but does not start the
+  // daemon (Start() or RunExpectingExit() later).
+  bool start = true;
 };
 
 // The tier layout a fixture with these options gets.
@@ -541,7 +544,7 @@ class DaemonProcess {
     }
     try {
       SetUpTiers();
-      Start();
+      if (options_.start) Start();
     } catch (...) {
       Cleanup();
       throw;
@@ -581,8 +584,8 @@ class DaemonProcess {
   }
 
   // Starts the daemon and waits until its socket accepts a gRPC connection.
-  void Start() {
-    if (pid_ > 0) throw std::runtime_error("daemon already running");
+  // The daemon's command line (binary first) as Start() runs it.
+  std::vector<std::string> Args() const {
     const std::string bin = DaemonBinary();
     if (bin.empty() || ::access(bin.c_str(), X_OK) != 0) {
       throw std::runtime_error("daemon binary not found: set NDOCKER_BIN (got \"" + bin + "\")");
@@ -595,6 +598,29 @@ class DaemonProcess {
       args.insert(args.end(), {"--config", config_});
     }
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+    return args;
+  }
+
+  // Arguments for every later start (e.g. a flag a test adds after a refusal).
+  void AddArgs(const std::vector<std::string>& extra) {
+    options_.extra_args.insert(options_.extra_args.end(), extra.begin(), extra.end());
+  }
+
+  // Runs the daemon in the foreground with Args() + extra, for a start that
+  // must fail: it is expected to exit by itself; after `timeout` it is killed
+  // (status of timeout(1): exit 124). Output is captured, not logged.
+  CommandResult RunExpectingExit(const std::vector<std::string>& extra = {},
+                                 std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    if (pid_ > 0) throw std::runtime_error("RunExpectingExit: the fixture's daemon is running");
+    std::vector<std::string> cmd = {"timeout", "--kill-after=5", std::to_string(timeout.count())};
+    for (const std::string& a : Args()) cmd.push_back(a);
+    cmd.insert(cmd.end(), extra.begin(), extra.end());
+    return RunCommand(cmd);
+  }
+
+  void Start() {
+    if (pid_ > 0) throw std::runtime_error("daemon already running");
+    std::vector<std::string> args = Args();
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

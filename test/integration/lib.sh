@@ -748,6 +748,45 @@ ndocker_snapshot_dirs() {
 }
 
 # ---------------------------------------------------------------------------
+# ndockerctl and the mover (issue 8)
+
+# ndockerctlw ARGS...: ndockerctl against the test daemon.
+ndockerctlw() {
+  [[ -x "$NDOCKERCTL_BIN" ]] || ndt_fail "NDOCKERCTL_BIN=$NDOCKERCTL_BIN is not an executable; build it first"
+  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" "$@"
+}
+
+# ndocker_ls_json: `ndockerctl ls --json` as one JSON array.
+ndocker_ls_json() {
+  local out
+  out=$(ndockerctlw ls --json) || ndt_fail "ndockerctl ls --json failed: $out"
+  jq -s . <<<"$out" || ndt_fail "ndockerctl ls --json printed no JSON lines: $out"
+}
+
+# ndocker_snapshot_json LS_JSON CHAINID_OR_KEY: the committed snapshot whose
+# key is it or ends with /it (as Migrate matches a chainID).
+ndocker_snapshot_json() {
+  jq -c --arg c "$2" '[.[] | select(.kind == "committed" and (.key == $c or (.key | endswith("/" + $c))))][0] // empty' <<<"$1"
+}
+
+# ndt_base36 N: N in base 36 (lower case), as <root>/l/<short id> names it.
+ndt_base36() {
+  local n=$1 digits=0123456789abcdefghijklmnopqrstuvwxyz out=""
+  ((n == 0)) && { echo 0; return; }
+  while ((n > 0)); do
+    out=${digits:n % 36:1}$out
+    n=$((n / 36))
+  done
+  echo "$out"
+}
+
+# ndocker_current_fs ID: the fs dir a new mount of snapshot ID uses (its
+# <root>/l/<base36 id> link, resolved).
+ndocker_current_fs() {
+  readlink -e "$NDOCKER_ROOT/l/$(ndt_base36 "$1")" || ndt_fail "link $NDOCKER_ROOT/l/$(ndt_base36 "$1") of snapshot $1 does not resolve"
+}
+
+# ---------------------------------------------------------------------------
 # containerd
 
 # containerd_start [--cri | --cri-no-annotations] [--no-ndocker]: containerd
@@ -1219,7 +1258,9 @@ snapshot_tree() {
 #   <path> type=<f|d|l|c|b|p|s> mode=<octal, incl. setuid/setgid/sticky>
 #     owner=<uid:gid> [size=<bytes> sha256=<hex>] [target=<symlink target>]
 #     [nlink=<n> (non-directories)] [linkgroup=<first path of the hardlink group>]
-#     [xattrs={name="value";...} (all namespaces but trusted.overlay.*)]
+#     [xattrs={name="value";...} (all namespaces but trusted.overlay.*, unless
+#     NDT_TREE_DUMP_OVERLAY_XATTRS=1: for raw layer dirs, where the opaque
+#     and redirect markers are content)]
 # No timestamps, no directory sizes or link counts (they differ between
 # filesystems and say nothing about the content).
 tree_dump() {
@@ -1229,7 +1270,7 @@ tree_dump() {
   (cd "$root" && find . -mindepth 1 -printf '%P\t%y\t%m\t%U:%G\t%s\t%n\t%D:%i\t%l\n') >"$tmp/stat"
   (cd "$root" && find . -mindepth 1 -type f -print0 | xargs -0r sha256sum) >"$tmp/sha"
   (cd "$root" && getfattr -R -P -h -d -m - . 2>/dev/null) >"$tmp/xattr" || true
-  LC_ALL=C awk -F'\t' -v shaf="$tmp/sha" -v xf="$tmp/xattr" '
+  LC_ALL=C awk -F'\t' -v shaf="$tmp/sha" -v xf="$tmp/xattr" -v keepovl="${NDT_TREE_DUMP_OVERLAY_XATTRS:-0}" '
     function rel(p) { sub(/^\.\//, "", p); return p }
     BEGIN {
       while ((getline l < shaf) > 0) sha[rel(substr(l, 67))] = substr(l, 1, 64)
@@ -1237,7 +1278,7 @@ tree_dump() {
       while ((getline l < xf) > 0) {
         if (l ~ /^# file: /) { cur = rel(substr(l, 9)); continue }
         if (l == "" || cur == "") continue
-        if (l ~ /^trusted\.overlay\./) continue
+        if (l ~ /^trusted\.overlay\./ && keepovl != 1) continue
         if (cur in xa) xa[cur] = xa[cur] ";" l; else xa[cur] = l
       }
     }
