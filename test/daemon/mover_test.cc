@@ -106,6 +106,13 @@ std::string CurrentFs(DaemonProcess& d, const std::string& key) {
 
 std::string Show(const json& j) { return j.is_null() ? "null" : j.dump(); }
 
+// A tree without its root entry (the root dir of a merged view belongs to
+// the mount: an upperdir's for a container, the top layer's for a view).
+std::map<std::string, std::string> Below(std::map<std::string, std::string> tree) {
+  tree.erase(".");
+  return tree;
+}
+
 // --------------------------------------------------------------------------
 // (e) Migrate's errors
 
@@ -245,7 +252,7 @@ TEST_CASE("Migrate fast->slow->fast under a mounted overlay: reads never change,
     {
       ScopedMount vm(ToCore(view), vt);
       REQUIRE(vm.status().ok());
-      CHECK(DiffMaps(seen, ContentTree(vt)) == "");
+      CHECK(DiffMaps(Below(seen), Below(ContentTree(vt))) == "");
       REQUIRE(vm.Unmount().ok());
     }
     REQUIRE_OK(c.Remove("view-" + to));
@@ -268,6 +275,7 @@ TEST_CASE("Migrate fast->slow->fast under a mounted overlay: reads never change,
   // The container keeps writing to its upper dir.
   WriteFile(target + "/written-during-migration", "ok\n");
   CHECK(ReadFile(target + "/written-during-migration") == "ok\n");
+  REQUIRE(::unlink((target + "/written-during-migration").c_str()) == 0);
 
   migrate_all("fast");
   REQUIRE_OK(c.Cleanup());
@@ -353,7 +361,8 @@ TEST_CASE("Migrate to a full slow tier is RESOURCE_EXHAUSTED and both copies sta
     ::close(fd);
   }
   INFO("slow tier free after filling: " << FreeBytes(d.slow_dir()) << " bytes");
-  REQUIRE(FreeBytes(d.slow_dir()) < 1 * kMiB);
+  // (ext4 keeps ~2% back for delayed allocation: statfs still shows ~1 MiB)
+  REQUIRE(FreeBytes(d.slow_dir()) < 2 * kMiB);
   const auto slow_before = DirNames(d.slow_dir() + "/snapshots");
 
   AdminClient admin(d.socket_path());
