@@ -669,11 +669,19 @@ absl::Status Snapshotter::Cleanup() {
       entries.push_back(std::move(e));
     }
   }
-  std::vector<std::pair<std::string, std::optional<uint64_t>>> links;
+  struct LinkEntry {
+    std::string path;
+    std::optional<uint64_t> id;
+    bool temp;  // "<short>.tmp<pid>": a link being replaced (ReplaceSymlink)
+  };
+  std::vector<LinkEntry> links;
   auto link_names = ListDir(layout_.LinksDir());
   if (!link_names.ok()) return link_names.status();
   for (const std::string& n : *link_names) {
-    links.emplace_back(absl::StrCat(layout_.LinksDir(), "/", n), Layout::ParseShortId(n));
+    const size_t dot = n.find('.');
+    links.push_back(LinkEntry{absl::StrCat(layout_.LinksDir(), "/", n),
+                              Layout::ParseShortId(absl::string_view(n).substr(0, dot)),
+                              dot != std::string::npos});
   }
   FaultPoint(fault::kCleanupAfterList);
   std::set<uint64_t> busy = mover_.Busy();
@@ -697,9 +705,10 @@ absl::Status Snapshotter::Cleanup() {
     if (e.copy && live.contains({e.copy->first, *e.id, e.copy->second})) continue;
     doomed.push_back(std::move(e));
   }
-  for (auto& [path, id] : links) {
-    if (id && (live_ids.contains(*id) || busy.contains(*id))) continue;
-    doomed.push_back(Entry{path, id, false, std::nullopt});
+  for (const LinkEntry& l : links) {
+    // A temp link of an id in flight is about to be renamed over the link.
+    if (l.id && (busy.contains(*l.id) || (!l.temp && live_ids.contains(*l.id)))) continue;
+    doomed.push_back(Entry{l.path, l.id, l.temp, std::nullopt});
   }
   if (doomed.empty()) return absl::OkStatus();
   // Without the mount table nothing can be proven unused: delete nothing.
