@@ -59,6 +59,13 @@ std::string Encode(const SnapshotRecord& r) {
   pb.set_inodes(r.inodes);
   pb.set_placement_rule(r.placement_rule);
   pb.set_placement_reason(r.placement_reason);
+  pb.set_generation(r.generation);
+  for (const RetiredCopy& c : r.retired) {
+    auto* rc = pb.add_retired();
+    rc->set_tier(c.tier == Tier::kFast ? ndocker::store::v1::TIER_FAST : ndocker::store::v1::TIER_SLOW);
+    rc->set_generation(c.generation);
+    rc->set_watermark(c.watermark);
+  }
   return pb.SerializeAsString();
 }
 
@@ -79,6 +86,12 @@ absl::StatusOr<SnapshotRecord> Decode(absl::string_view bytes) {
   r.inodes = pb.inodes();
   r.placement_rule = pb.placement_rule();
   r.placement_reason = pb.placement_reason();
+  r.generation = pb.generation();
+  for (const auto& rc : pb.retired()) {
+    r.retired.push_back(RetiredCopy{
+        rc.tier() == ndocker::store::v1::TIER_FAST ? Tier::kFast : Tier::kSlow, rc.generation(),
+        rc.watermark()});
+  }
   return r;
 }
 
@@ -192,19 +205,38 @@ absl::Status MetaTxn::Delete(absl::string_view key) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> MetaTxn::NextId() {
+absl::StatusOr<uint64_t> MetaTxn::StoredNextId() const {
   MDB_val k = Val("next_id"), v;
-  uint64_t next = 1;
   int rc = mdb_get(txn_, dbis_[kMeta], &k, &v);
-  if (rc == 0) {
-    next = FromBe64(View(v));
-  } else if (rc != MDB_NOTFOUND) {
-    return MdbError(rc, "get next_id");
-  }
-  auto bytes = Be64(next + 1);
-  MDB_val nv{bytes.size(), bytes.data()};
-  if (rc = mdb_put(txn_, dbis_[kMeta], &k, &nv, 0); rc != 0) return MdbError(rc, "put next_id");
-  return next;
+  if (rc == MDB_NOTFOUND) return uint64_t{1};
+  if (rc != 0) return MdbError(rc, "get next_id");
+  return FromBe64(View(v));
+}
+
+absl::Status MetaTxn::RaiseNextId(uint64_t at_least) {
+  auto stored = StoredNextId();
+  if (!stored.ok()) return stored.status();
+  if (*stored >= at_least) return absl::OkStatus();
+  auto bytes = Be64(at_least);
+  MDB_val k = Val("next_id"), nv{bytes.size(), bytes.data()};
+  if (int rc = mdb_put(txn_, dbis_[kMeta], &k, &nv, 0); rc != 0) return MdbError(rc, "put next_id");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> MetaTxn::GetMeta(absl::string_view name) const {
+  const std::string key = absl::StrCat("m/", name);
+  MDB_val k = Val(key), v;
+  int rc = mdb_get(txn_, dbis_[kMeta], &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != 0) return MdbError(rc, "get meta");
+  return std::optional<std::string>(std::string(View(v)));
+}
+
+absl::Status MetaTxn::PutMeta(absl::string_view name, absl::string_view value) {
+  const std::string key = absl::StrCat("m/", name);
+  MDB_val k = Val(key), v = Val(value);
+  if (int rc = mdb_put(txn_, dbis_[kMeta], &k, &v, 0); rc != 0) return MdbError(rc, "put meta");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir) {

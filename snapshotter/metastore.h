@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -23,6 +24,15 @@ struct MDB_env;
 struct MDB_txn;
 
 namespace ndocker {
+
+// An older copy of a snapshot's data, kept while mounts made before its
+// migration may still use it (see snapshotter/mover.h).
+struct RetiredCopy {
+  Tier tier = Tier::kSlow;
+  uint64_t generation = 0;
+  uint64_t watermark = 0;  // the next snapshot id when it was retired
+  bool operator==(const RetiredCopy&) const = default;
+};
 
 struct SnapshotRecord {
   uint64_t id = 0;
@@ -36,6 +46,8 @@ struct SnapshotRecord {
   int64_t inodes = 0;
   std::string placement_rule;    // see snapshotter/placement.h
   std::string placement_reason;
+  uint64_t generation = 0;  // which copy is current (layout.h names its dir)
+  std::vector<RetiredCopy> retired;
 };
 
 // LMDB rejects longer keys; containerd keys are far shorter in practice.
@@ -54,7 +66,14 @@ class MetaTxn {
   absl::Status Put(absl::string_view key, const SnapshotRecord& record);
   // Deletes a record and its id and parent edges; NotFound when absent.
   absl::Status Delete(absl::string_view key);
-  absl::StatusOr<uint64_t> NextId();
+  // The id the next snapshot gets, as stored (1 for a new store). Ids are
+  // handed out in memory (IdAllocator) and the stored value only ever grows.
+  absl::StatusOr<uint64_t> StoredNextId() const;
+  absl::Status RaiseNextId(uint64_t at_least);
+  // Small named values of the store itself (e.g. the instance id that owns
+  // the tiers); nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view name) const;
+  absl::Status PutMeta(absl::string_view name, absl::string_view value);
 
  private:
   friend class MetaStore;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "snapshotter/errno_status.h"
 #include "snapshotter/fs_ops.h"
+#include "snapshotter/log.h"
 
 namespace ndocker {
 namespace {
@@ -30,9 +31,21 @@ struct EntryDeleter {
   void operator()(archive_entry* e) const { archive_entry_free(e); }
 };
 
-absl::Status ArchiveError(archive* a, absl::string_view what) {
+// libarchive's message usually names the file: it goes to the log with the
+// path; the status says which step failed and, when there is one, the errno
+// (ENOSPC/EDQUOT become ResourceExhausted through ErrnoStatus).
+absl::Status ArchiveError(archive* a, absl::string_view what, absl::string_view path = {}) {
   const char* msg = archive_error_string(a);
-  return absl::InternalError(absl::StrCat("copy: ", what, ": ", msg ? msg : "unknown error"));
+  const int err = archive_errno(a);
+  spdlog::warn("msg={} path={} error={}", Q(absl::StrCat("copy: ", what, " failed")), Q(path),
+               Q(msg != nullptr ? msg : "unknown error"));
+  if (err > 0) return ErrnoStatus(err, absl::StrCat("copy: ", what));
+  return absl::InternalError(absl::StrCat("copy: ", what, " failed"));
+}
+
+absl::string_view PathOf(archive_entry* e) {
+  const char* p = archive_entry_pathname(e);
+  return p != nullptr ? p : "";
 }
 
 // Maps a path that read_disk reports under `src` to the same place under `dst`.
@@ -41,16 +54,16 @@ std::string Rebase(absl::string_view path, absl::string_view src, absl::string_v
   return absl::StrCat(dst, path);
 }
 
-absl::Status CopyData(archive* in, archive* out) {
+absl::Status CopyData(archive* in, archive* out, archive_entry* entry) {
   const void* buf;
   size_t size;
   la_int64_t offset;
   for (;;) {
     int r = archive_read_data_block(in, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) return absl::OkStatus();
-    if (r != ARCHIVE_OK) return ArchiveError(in, "read data");
+    if (r != ARCHIVE_OK) return ArchiveError(in, "read data", PathOf(entry));
     if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) {
-      return ArchiveError(out, "write data");
+      return ArchiveError(out, "write data", PathOf(entry));
     }
   }
 }
@@ -64,12 +77,12 @@ absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::s
     archive_entry_copy_hardlink(entry, target.c_str());
     archive_entry_set_size(entry, 0);
   }
-  if (archive_write_header(out, entry) != ARCHIVE_OK) return ArchiveError(out, dest);
+  if (archive_write_header(out, entry) != ARCHIVE_OK) return ArchiveError(out, "create", dest);
   if (in != nullptr && archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0 &&
       archive_entry_hardlink(entry) == nullptr) {
-    if (absl::Status st = CopyData(in, out); !st.ok()) return st;
+    if (absl::Status st = CopyData(in, out, entry); !st.ok()) return st;
   }
-  if (archive_write_finish_entry(out) != ARCHIVE_OK) return ArchiveError(out, dest);
+  if (archive_write_finish_entry(out) != ARCHIVE_OK) return ArchiveError(out, "finish entry", dest);
   return absl::OkStatus();
 }
 
@@ -104,15 +117,17 @@ absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool 
   // Numeric ids only: a snapshot's owners are container uids, not host names.
   archive_entry_linkresolver_set_strategy(links.get(), ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 
-  if (archive_read_disk_open(in.get(), src.c_str()) != ARCHIVE_OK) return ArchiveError(in.get(), src);
+  if (archive_read_disk_open(in.get(), src.c_str()) != ARCHIVE_OK) {
+    return ArchiveError(in.get(), "open source", src);
+  }
   for (;;) {
     std::unique_ptr<archive_entry, EntryDeleter> entry(archive_entry_new());
     int r = archive_read_next_header2(in.get(), entry.get());
     if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return ArchiveError(in.get(), "read");
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return ArchiveError(in.get(), "read", src);
     if (archive_read_disk_can_descend(in.get()) &&
         archive_read_disk_descend(in.get()) != ARCHIVE_OK) {
-      return ArchiveError(in.get(), "descend");
+      return ArchiveError(in.get(), "descend", PathOf(entry.get()));
     }
     archive_entry_set_uname(entry.get(), nullptr);
     archive_entry_set_gname(entry.get(), nullptr);
@@ -126,9 +141,9 @@ absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool 
       if (absl::Status st = WriteEntry(in.get(), out.get(), e, src, dst); !st.ok()) return st;
     }
   }
-  if (archive_read_close(in.get()) != ARCHIVE_OK) return ArchiveError(in.get(), "close");
+  if (archive_read_close(in.get()) != ARCHIVE_OK) return ArchiveError(in.get(), "close", src);
   // Directory modes and times are applied at close, after their contents.
-  if (archive_write_close(out.get()) != ARCHIVE_OK) return ArchiveError(out.get(), "finish");
+  if (archive_write_close(out.get()) != ARCHIVE_OK) return ArchiveError(out.get(), "finish", dst);
   // dst existed, so libarchive set its times at once, before its contents
   // were written (which changed its mtime): set them again.
   const struct timespec times[2] = {src_root.st_atim, src_root.st_mtim};
