@@ -274,10 +274,14 @@ struct Snap {
 
 class CrashScenario {
  public:
-  CrashScenario(std::string point, TierFilesystems::Mode mode)
-      : point_(std::move(point)), step_(StepOf(point_)), tiers_(mode), d_(Options(tiers_)) {
+  // live_view: a View on top of the migrating layer stays mounted (by this
+  // process) across the crash; its old copy must outlive the restart and
+  // Cleanup until the mount is gone.
+  CrashScenario(std::string point, TierFilesystems::Mode mode, bool live_view = false)
+      : point_(std::move(point)), step_(StepOf(point_)), live_view_(live_view), tiers_(mode),
+        d_(Options(tiers_)) {
     row_.step = point_;
-    row_.tiers = tiers_.mode_name();
+    row_.tiers = std::string(tiers_.mode_name()) + (live_view_ ? ", view mounted" : "");
     admin_.Connect(d_.channel());
   }
   ~CrashScenario() { g_table.Add(row_); }
@@ -288,6 +292,7 @@ class CrashScenario {
     RestartClean();
     VerifyBefore();
     VerifyInterrupted();
+    if (live_view_) VerifyLiveViewOutlives();
     VerifyCleanupLeavesNothing("after restart");
     VerifyServes();
   }
@@ -364,17 +369,19 @@ class CrashScenario {
     PrepareAndWrite("base/E-active", "base/D", "fast", LayerOps("E"));
     MakeCommitted("junk/1", "", "fast", LayerOps("J1"));
     MakeCommitted("junk/2", "base/D", "slow", LayerOps("J2"));
+    if (live_view_) {
+      // Like a container's rootfs: base/C's chain (C, B, A) mounted.
+      Mounts m;
+      REQUIRE_OK(c().View("live/view", "base/C", {}, &m));
+      live_dir_ = NewMountDir();
+      live_mount_ = std::make_unique<ScopedMount>(ToCore(m), live_dir_);
+      INFO("mount live/view: " << live_mount_->status().ToString());
+      REQUIRE(live_mount_->mounted());
+      REQUIRE(ShortDiff(Rendered(snaps_.at("base/C").tree), Scan(live_dir_)) == "");
+    }
     if (step_ == Step::kCommit) {
       // Committing this one overflows the fast budget: a move to slow.
       PrepareAndWrite("crash/T-active", "base/A", "fast", LayerOps("T", kBigBytes));
-    }
-    if (step_ == Step::kCleanup) {
-      // Removed snapshots keep their dirs until a Cleanup.
-      REQUIRE_OK(c().Remove("junk/2"));
-      REQUIRE_OK(c().Remove("junk/1"));
-      snaps_.erase("junk/1");
-      snaps_.erase("junk/2");
-      removed_ = {"junk/1", "junk/2"};
     }
     // Nothing of the above may be the daemon's unsynced memory only.
     REQUIRE(d_.Stop() == 0);
@@ -448,8 +455,17 @@ class CrashScenario {
         return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                             "this build's admin.proto has no rpc Migrate (the mover is not merged)");
 #endif
-      case Step::kCleanup:
+      case Step::kCleanup: {
+        // Removed snapshots keep their dirs until a Cleanup. (Removed here,
+        // not before the restart: the start-up Cleanup would delete them.)
+        for (const std::string key : {"junk/2", "junk/1"}) {
+          grpc::Status st = c().Remove(key);
+          if (!st.ok()) return st;
+          snaps_.erase(key);
+          removed_.push_back(key);
+        }
         return c().Cleanup();
+      }
     }
     return grpc::Status::OK;
   }
@@ -628,7 +644,9 @@ class CrashScenario {
         break;
       }
       case Step::kCleanup:
-        row_.outcome = "removed snapshots stay removed";  // checked in VerifyBefore
+        // (checked in VerifyBefore)
+        row_.outcome = removed_.empty() ? "nothing lost (the start-up Cleanup was killed)"
+                                        : "removed snapshots stay removed";
         break;
     }
     INFO(Joined(problems));
@@ -718,6 +736,31 @@ class CrashScenario {
     }
     for (const auto& [id, s] : records) {
       if (!linked.contains(id)) problems.push_back(s.key() + " (id " + std::to_string(id) + ") has no l/ link");
+      // Its current generation's dir is where the link points.
+      const std::string name = s.generation() == 0 ? std::to_string(id)
+                                                   : std::to_string(id) + "-" + std::to_string(s.generation());
+      const std::string dir = (s.tier() == "fast" ? tiers_.fast() : tiers_.slow()) + "/snapshots/" + name;
+      std::error_code dec;
+      if (!fs::is_directory(dir + "/fs", dec)) {
+        problems.push_back(s.key() + ": its current copy " + s.tier() + "/snapshots/" + name + " is missing");
+      } else if (LinkTarget(id) != fs::canonical(dir + "/fs", dec).string()) {
+        problems.push_back(s.key() + ": l/ link -> '" + LinkTarget(id) + "', not its generation " +
+                           std::to_string(s.generation()));
+      }
+      // Nothing is mounted: Cleanup reaps every retired copy.
+      for (const auto& r : s.retired()) {
+        problems.push_back(s.key() + ": retired copy left on " + r.tier() + " (generation " +
+                           std::to_string(r.generation()) + ")");
+      }
+    }
+    adminpb::StatusResponse status;
+    if (grpc::Status sst = admin_.Status(&status); !sst.ok()) {
+      problems.push_back("admin Status: " + Describe(sst));
+    } else {
+      for (const std::string& m : status.missing()) problems.push_back("admin Status reports missing: " + m);
+      for (const auto& m : status.migrations()) {
+        problems.push_back("migration still in flight: " + m.key() + " -> " + m.tier() + " (" + m.state() + ")");
+      }
     }
     return problems;
   }
@@ -745,8 +788,50 @@ class CrashScenario {
     return out;
   }
 
+  // The live view across the crash: its retired copy stays through Cleanup
+  // while the view exists, and (the view removed) while it is still mounted;
+  // the mount reads the same bytes all along; unmounted, it goes.
+  void VerifyLiveViewOutlives() {
+    std::vector<std::string> problems;
+    auto retired_of_a = [&]() -> std::string {
+      auto a = Summary("base/A");
+      if (!a) return "base/A missing";
+      if (a->retired_size() != 1) return std::to_string(a->retired_size()) + " retired copies";
+      const auto& r = a->retired(0);
+      const std::string dir = (r.tier() == "fast" ? tiers_.fast() : tiers_.slow()) + "/snapshots/" +
+                              std::to_string(a->id()) + (r.generation() == 0 ? "" : "-" + std::to_string(r.generation()));
+      return fs::is_directory(dir + "/fs") ? "" : "retired copy " + dir + " is gone";
+    };
+    auto check = [&](const std::string& when) {
+      if (std::string p = retired_of_a(); !p.empty()) problems.push_back(when + ": " + p);
+      const std::string diff = ShortDiff(Rendered(snaps_.at("base/C").tree), Scan(live_dir_));
+      if (!diff.empty()) problems.push_back(when + ": the mounted view reads differently:\n" + diff);
+    };
+    if (auto a = Summary("base/A"); a && a->tier() == "slow") {
+      grpc::Status st = c().Cleanup();
+      if (!st.ok()) problems.push_back("Cleanup: " + Describe(st));
+      check("after restart and Cleanup, view mounted");
+      st = c().Remove("live/view");
+      if (!st.ok()) problems.push_back("Remove live/view: " + Describe(st));
+      st = c().Cleanup();
+      if (!st.ok()) problems.push_back("Cleanup: " + Describe(st));
+      check("view removed but still mounted, after Cleanup");
+    } else {
+      // Rolled back: nothing retired; the mount reads the same all the same.
+      const std::string diff = ShortDiff(Rendered(snaps_.at("base/C").tree), Scan(live_dir_));
+      if (!diff.empty()) problems.push_back("the mounted view reads differently:\n" + diff);
+      if (grpc::Status st = c().Remove("live/view"); !st.ok()) problems.push_back("Remove live/view: " + Describe(st));
+    }
+    absl::Status um = live_mount_->Unmount();
+    if (!um.ok()) problems.push_back("unmount live view: " + um.ToString());
+    row_.outcome += problems.empty() ? "; old copy kept while mounted" : "; LIVE VIEW PROBLEMS";
+    INFO(Joined(problems));
+    CHECK(problems.empty());
+  }
+
   std::string point_;
   Step step_;
+  bool live_view_ = false;
   Row row_;
   TierFilesystems tiers_;  // before d_: outlives the daemon
   DaemonProcess d_;
@@ -755,6 +840,9 @@ class CrashScenario {
   std::vector<std::string> removed_;
   grpc::Status trigger_status_;
   int mounts_made_ = 0, views_made_ = 0;
+  // After d_: unmounted before the daemon stops.
+  std::string live_dir_;
+  std::unique_ptr<ScopedMount> live_mount_;
 };
 
 bool CanRun() {
@@ -770,9 +858,9 @@ bool CanRun() {
 #endif
 }
 
-void RunScenario(const std::string& point, TierFilesystems::Mode mode) {
+void RunScenario(const std::string& point, TierFilesystems::Mode mode, bool live_view = false) {
   if (!CanRun()) return;
-  CrashScenario s(point, mode);
+  CrashScenario s(point, mode, live_view);
   s.Run();
 }
 
@@ -800,6 +888,12 @@ CRASH_CASE("migrate.after-copy", kSame, "both on one ext4")
 CRASH_CASE("migrate.after-rename", kSame, "both on one ext4")
 CRASH_CASE("migrate.after-txn", kSame, "both on one ext4")
 CRASH_CASE("migrate.after-link", kSame, "both on one ext4")
+TEST_CASE("kill -9 at migrate.after-txn with a view mounted across the crash", "[daemon][crash]") {
+  RunScenario("migrate.after-txn", TierFilesystems::kCross, /*live_view=*/true);
+}
+TEST_CASE("kill -9 at migrate.after-link with a view mounted across the crash", "[daemon][crash]") {
+  RunScenario("migrate.after-link", TierFilesystems::kCross, /*live_view=*/true);
+}
 CRASH_CASE("reap.after-txn", kCross, "fast tmpfs slow ext4")
 CRASH_CASE("reap.mid-delete", kCross, "fast tmpfs slow ext4")
 CRASH_CASE("cleanup.after-list", kCross, "fast tmpfs slow ext4")
