@@ -33,7 +33,7 @@
 #include <catch2/catch.hpp>
 
 #include "snapshotter/layout.h"
-#include "test/daemon/admin_client.h"
+#include "test/daemon/admin_rpc_client.h"
 #include "test/daemon/daemon_fixture.h"
 #include "test/daemon/tier_filesystems.h"
 
@@ -835,7 +835,7 @@ class CrashScenario {
   Row row_;
   TierFilesystems tiers_;  // before d_: outlives the daemon
   DaemonProcess d_;
-  AdminClient admin_;
+  AdminRpcClient admin_;
   std::map<std::string, Snap> snaps_;
   std::vector<std::string> removed_;
   grpc::Status trigger_status_;

@@ -2,7 +2,7 @@
 // tests; it is served on the snapshots socket, so it uses the fixture's
 // channel:
 //
-//   AdminClient admin;
+//   AdminRpcClient admin;
 //   admin.Connect(d.channel());            // again after every d.Start()
 //   std::vector<adminpb::SnapshotSummary> all;
 //   REQUIRE_OK(admin.ListSnapshots(&all));
@@ -23,7 +23,7 @@ namespace ndocker::daemon_test {
 
 namespace adminpb = ndocker::admin::v1;
 
-class AdminClient {
+class AdminRpcClient {
  public:
   void Connect(std::shared_ptr<grpc::Channel> channel) {
     stub_ = channel ? adminpb::Admin::NewStub(std::move(channel)) : nullptr;
