@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "snapshotter/errno_status.h"
 #include "snapshotter/fs_ops.h"
 #include "snapshotter/log.h"
+#include "snapshotter/status_macros.h"
 
 namespace ndocker {
 namespace {
@@ -43,6 +45,9 @@ absl::Status ArchiveError(archive* a, absl::string_view what, absl::string_view 
   return absl::InternalError(absl::StrCat("copy: ", what, " failed"));
 }
 
+constexpr unsigned long kPortableFlags =
+    FS_APPEND_FL | FS_IMMUTABLE_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_SYNC_FL | FS_DIRSYNC_FL;
+
 absl::string_view PathOf(archive_entry* e) {
   const char* p = archive_entry_pathname(e);
   return p != nullptr ? p : "";
@@ -54,22 +59,26 @@ std::string Rebase(absl::string_view path, absl::string_view src, absl::string_v
   return absl::StrCat(dst, path);
 }
 
-absl::Status CopyData(archive* in, archive* out, archive_entry* entry) {
+absl::Status Cancelled() { return absl::CancelledError("copy cancelled"); }
+
+absl::Status CopyData(archive* in, archive* out, archive_entry* entry, const CopyOptions& options) {
   const void* buf;
   size_t size;
   la_int64_t offset;
   for (;;) {
+    if (options.cancelled && options.cancelled()) return Cancelled();
     int r = archive_read_data_block(in, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) return absl::OkStatus();
     if (r != ARCHIVE_OK) return ArchiveError(in, "read data", PathOf(entry));
     if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) {
       return ArchiveError(out, "write data", PathOf(entry));
     }
+    if (options.on_bytes && size > 0) options.on_bytes(static_cast<int64_t>(size));
   }
 }
 
 absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::string_view src,
-                        absl::string_view dst) {
+                        absl::string_view dst, const CopyOptions& options) {
   const std::string dest = Rebase(archive_entry_pathname(entry), src, dst);
   archive_entry_copy_pathname(entry, dest.c_str());
   if (const char* hl = archive_entry_hardlink(entry)) {
@@ -77,10 +86,17 @@ absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::s
     archive_entry_copy_hardlink(entry, target.c_str());
     archive_entry_set_size(entry, 0);
   }
+  // Only the inode flags with a meaning on every filesystem travel: ext4
+  // marks every inode "extents" (and big dirs "indexed"), which tmpfs and xfs
+  // refuse to set (EOPNOTSUPP), so a copy between tiers on different
+  // filesystems would fail.
+  unsigned long set = 0, clear = 0;
+  archive_entry_fflags(entry, &set, &clear);
+  if ((set & ~kPortableFlags) != 0 || clear != 0) archive_entry_set_fflags(entry, set & kPortableFlags, 0);
   if (archive_write_header(out, entry) != ARCHIVE_OK) return ArchiveError(out, "create", dest);
   if (in != nullptr && archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0 &&
       archive_entry_hardlink(entry) == nullptr) {
-    if (absl::Status st = CopyData(in, out, entry); !st.ok()) return st;
+    if (absl::Status st = CopyData(in, out, entry, options); !st.ok()) return st;
   }
   if (archive_write_finish_entry(out) != ARCHIVE_OK) return ArchiveError(out, "finish entry", dest);
   return absl::OkStatus();
@@ -88,7 +104,13 @@ absl::Status WriteEntry(archive* in, archive* out, archive_entry* entry, absl::s
 
 }  // namespace
 
-absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool sync) {
+absl::Status CopyTree(const std::string& src, const std::string& dst, bool sync) {
+  CopyOptions options;
+  options.sync = sync;
+  return CopyTree(src, dst, options);
+}
+
+absl::Status CopyTree(const std::string& src, const std::string& dst_path, const CopyOptions& options) {
   // SECURE_SYMLINKS refuses to write through a symlink anywhere in an entry's
   // path, dst's own ancestors included (a tier root reached through a link).
   char* real = ::realpath(dst_path.c_str(), nullptr);
@@ -121,6 +143,7 @@ absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool 
     return ArchiveError(in.get(), "open source", src);
   }
   for (;;) {
+    if (options.cancelled && options.cancelled()) return Cancelled();
     std::unique_ptr<archive_entry, EntryDeleter> entry(archive_entry_new());
     int r = archive_read_next_header2(in.get(), entry.get());
     if (r == ARCHIVE_EOF) break;
@@ -138,7 +161,7 @@ absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool 
     archive_entry_linkify(links.get(), &e, &spare);
     std::unique_ptr<archive_entry, EntryDeleter> owned(e), owned_spare(spare);
     if (e != nullptr) {
-      if (absl::Status st = WriteEntry(in.get(), out.get(), e, src, dst); !st.ok()) return st;
+      if (absl::Status st = WriteEntry(in.get(), out.get(), e, src, dst, options); !st.ok()) return st;
     }
   }
   if (archive_read_close(in.get()) != ARCHIVE_OK) return ArchiveError(in.get(), "close", src);
@@ -150,8 +173,18 @@ absl::Status CopyTree(const std::string& src, const std::string& dst_path, bool 
   if (::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
     return LastErrnoStatus("utimensat", dst);
   }
-  if (sync) return SyncFilesystem(dst);
-  return absl::OkStatus();
+  if (!options.sync) return absl::OkStatus();
+  // One syncfs writes back every file and directory of the copy (and commits
+  // the journal on ext4/xfs), far cheaper than an fsync per file on a slow
+  // disk. Before Linux 5.8 syncfs did not report writeback errors, and the
+  // caller's next step is to rename dst into place and fsync the target
+  // parent: so also fsync dst itself and its parent (the staging dir), which
+  // reports errors on those inodes and makes dst's own inode and directory
+  // entry durable before the rename can be.
+  NDOCKER_RETURN_IF_ERROR(SyncFilesystem(dst));
+  NDOCKER_RETURN_IF_ERROR(SyncPath(dst));
+  const size_t slash = dst.rfind('/');
+  return SyncPath(slash == 0 ? std::string("/") : dst.substr(0, slash));
 }
 
 }  // namespace ndocker
