@@ -13,7 +13,7 @@
 // runs for --duration seconds (at most an hour), then removes what it made,
 // calls Cleanup and checks that none of its snapshots is listed.
 // Every --sample-every seconds it reads the daemon's fd count
-// (/proc/<pid>/fd) and VmRSS (/proc/<pid>/status); the pid comes from the
+// (/proc/<pid>/fd), VmRSS and thread count (/proc/<pid>/status); the pid comes from the
 // socket (SO_PEERCRED) unless --pid says.
 //
 // Prints per RPC count, errors, p50/p99/max (microseconds, call time), errors
@@ -117,6 +117,7 @@ struct Sample {
   double t_s;
   long fds;
   long rss_kib;
+  long threads;
 };
 
 long CountFds(int pid) {
@@ -129,12 +130,16 @@ long CountFds(int pid) {
   return ec ? -1 : n;
 }
 
-long RssKib(int pid) {
+// A numeric field of /proc/<pid>/status ("VmRSS:" in KiB, "Threads:").
+long StatusField(int pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return -1;
+}
+Sample TakeSample(int pid, double t) {
+  return Sample{t, CountFds(pid), StatusField(pid, "VmRSS:"), StatusField(pid, "Threads:")};
 }
 
 // The pid of the process serving a unix socket.
@@ -328,13 +333,13 @@ class Soak {
   void Sampler(Clock::time_point start, Clock::time_point end) {
     while (true) {
       const double t = std::chrono::duration<double>(Clock::now() - start).count();
-      Sample s{t, CountFds(pid_), RssKib(pid_)};
+      Sample s = TakeSample(pid_, t);
       {
         std::lock_guard<std::mutex> lock(samples_mu_);
         samples_.push_back(s);
       }
       std::cerr << "[" << std::fixed << std::setprecision(0) << t << "s] daemon fds " << s.fds << ", VmRSS "
-                << s.rss_kib << " KiB, calls " << Calls() << std::endl;
+                << s.rss_kib << " KiB, threads " << s.threads << ", calls " << Calls() << std::endl;
       std::unique_lock<std::mutex> lock(wake_mu_);
       const auto next = Clock::now() + std::chrono::seconds(o_.sample_every_s);
       if (wake_.wait_until(lock, std::min(next, end), [&] { return done_ || g_stop.load(); })) return;
@@ -343,7 +348,7 @@ class Soak {
         lock.unlock();
         const double te = std::chrono::duration<double>(Clock::now() - start).count();
         std::lock_guard<std::mutex> l2(samples_mu_);
-        samples_.push_back(Sample{te, CountFds(pid_), RssKib(pid_)});
+        samples_.push_back(TakeSample(pid_, te));
         return;
       }
     }
@@ -548,16 +553,19 @@ int Soak::Report(double load_seconds) {
   out << "\n";
   std::lock_guard<std::mutex> lock(samples_mu_);
   if (!samples_.empty()) {
-    long fd_max = 0, rss_max = 0;
-    out << "daemon pid " << pid_ << " samples (t s: fds, VmRSS KiB):";
+    long fd_max = 0, rss_max = 0, threads_max = 0;
+    out << "daemon pid " << pid_ << " samples (t s: fds, VmRSS KiB, threads):";
     for (const Sample& s : samples_) {
       fd_max = std::max(fd_max, s.fds);
       rss_max = std::max(rss_max, s.rss_kib);
-      out << " " << std::setprecision(0) << s.t_s << ": " << s.fds << ", " << s.rss_kib << ";";
+      threads_max = std::max(threads_max, s.threads);
+      out << " " << std::setprecision(0) << s.t_s << ": " << s.fds << ", " << s.rss_kib << ", " << s.threads
+          << ";";
     }
     out << "\nfds: first " << samples_.front().fds << ", last " << samples_.back().fds << ", max " << fd_max
         << "\nVmRSS KiB: first " << samples_.front().rss_kib << ", last " << samples_.back().rss_kib << ", max "
-        << rss_max << "\n";
+        << rss_max << "\nthreads: first " << samples_.front().threads << ", last " << samples_.back().threads
+        << ", max " << threads_max << "\n";
   }
   if (leftovers_ != 0) out << "left over: " << leftovers_ << " of this run's snapshots still listed\n";
   std::cout << out.str() << std::flush;
