@@ -11,7 +11,10 @@
 //     every <root>/l link resolves to its record's dir;
 //   - new Prepare/Commit (also one that moves to the slow tier) still work.
 // The tiers are real filesystems (TierFilesystems): tmpfs fast + loop ext4
-// slow, and for the commit and migrate steps also both on one ext4.
+// slow, and for the commit and migrate steps also both on one ext4. Two more
+// cases keep a View of the migrating layer mounted across the crash: its old
+// copy must survive the restart and Cleanup until that mount is gone.
+// cleanup.after-list is reached by the Cleanup every start-up runs.
 //
 // Each scenario adds a row to a step x outcome table, printed (markdown) at
 // the end of the run and appended to $NDOCKER_CRASH_TABLE when set:
