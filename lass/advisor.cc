@@ -92,6 +92,12 @@ std::optional<Placement> Advisor::Advise(const PlacementRequest& request) {
   if (places.size() > 1) {
     chosen->placement.reason += absl::StrCat(" (layer shared by ", places.size(), " pulls in flight)");
   }
+  // How much the unpack will write: the core keeps it off a fast filesystem
+  // that cannot hold it (an ENOSPC would fail the pull).
+  for (const auto& [session, index] : places) {
+    const double bytes = static_cast<double>(session->layers[index].size) * std::max(1.0, inputs.unpack_ratio);
+    chosen->placement.expected_bytes = std::max(chosen->placement.expected_bytes, static_cast<int64_t>(bytes));
+  }
   for (const auto& [session, index] : places) {
     book_.Decided(*session, index, PolicyName(options_.policy), request.key, chosen->placement,
                   request.now);

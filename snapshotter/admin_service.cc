@@ -2,6 +2,8 @@
 
 #include <sys/statvfs.h>
 
+#include <map>
+
 #include "snapshotter/snapshots_service.h"
 
 namespace ndocker {
@@ -20,12 +22,24 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const ndocker::admin::v1
     t->set_used_bytes(s.committed_bytes + s.active_bytes);
     t->set_budget_bytes(s.budget_bytes);
     t->set_snapshots(s.snapshots);
+    t->set_retired_copies(s.retired_copies);
+    t->set_retired_bytes(s.retired_bytes);
     struct statvfs vfs;
     if (::statvfs(s.path.c_str(), &vfs) == 0) {
       t->set_fs_total_bytes(static_cast<int64_t>(vfs.f_blocks) * static_cast<int64_t>(vfs.f_frsize));
       t->set_fs_free_bytes(static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize));
     }
   }
+  const StoreHealth health = core_->Health();
+  for (const MigrationProgress& m : health.migrations) {
+    auto* out = resp->add_migrations();
+    out->set_key(m.key);
+    out->set_tier(TierName(m.to));
+    out->set_state(m.state);
+    out->set_bytes_copied(m.bytes_copied);
+  }
+  resp->set_bytes_migrated(health.bytes_migrated);
+  for (const std::string& k : health.missing) resp->add_missing(k);
   return grpc::Status::OK;
 }
 
@@ -34,6 +48,8 @@ grpc::Status AdminService::ListSnapshots(
     grpc::ServerWriter<ndocker::admin::v1::ListSnapshotsResponse>* writer) {
   auto entries = core_->Entries();
   if (!entries.ok()) return ToGrpcStatus(entries.status());
+  std::map<std::string, std::string> moving;
+  for (const MigrationProgress& m : core_->Health().migrations) moving[m.key] = m.state;
   ndocker::admin::v1::ListSnapshotsResponse batch;
   for (const SnapshotEntry& e : *entries) {
     auto* s = batch.add_snapshots();
@@ -47,6 +63,14 @@ grpc::Status AdminService::ListSnapshots(
     s->set_rule(e.record.placement_rule);
     s->set_reason(e.record.placement_reason);
     s->mutable_labels()->insert(e.record.labels.begin(), e.record.labels.end());
+    s->set_generation(e.record.generation);
+    for (const RetiredCopy& c : e.record.retired) {
+      auto* r = s->add_retired();
+      r->set_tier(TierName(c.tier));
+      r->set_generation(c.generation);
+      r->set_path(core_->layout().SnapshotDir(c.tier, e.record.id, c.generation));
+    }
+    if (auto it = moving.find(e.key); it != moving.end()) s->set_migration(it->second);
     if (batch.snapshots_size() == 100) {
       if (!writer->Write(batch)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
       batch.Clear();
@@ -69,6 +93,35 @@ grpc::Status AdminService::GetPlan(grpc::ServerContext*, const ndocker::admin::v
   auto plan = plans_(req->digest());
   if (!plan.ok()) return ToGrpcStatus(plan.status());
   *resp = *std::move(plan);
+  return grpc::Status::OK;
+}
+
+}  // namespace ndocker
+
+namespace ndocker {
+
+grpc::Status AdminService::Migrate(grpc::ServerContext*, const ndocker::admin::v1::MigrateRequest* req,
+                                   ndocker::admin::v1::MigrateResponse* resp) {
+  if (req->snapshot().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a snapshot key or chainID is required");
+  }
+  Tier to;
+  if (req->tier() == "fast") {
+    to = Tier::kFast;
+  } else if (req->tier() == "slow") {
+    to = Tier::kSlow;
+  } else {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "tier must be fast or slow");
+  }
+  auto done = core_->Migrate(req->snapshot(), to, req->wait());
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  for (const MigrationOutcome& o : *done) {
+    auto* r = resp->add_results();
+    r->set_key(o.key);
+    r->set_from(TierName(o.from));
+    r->set_to(TierName(o.to));
+    r->set_state(o.state);
+  }
   return grpc::Status::OK;
 }
 

@@ -26,6 +26,8 @@ class AdminService final : public ndocker::admin::v1::Admin::Service {
       grpc::ServerWriter<ndocker::admin::v1::ListSnapshotsResponse>*) override;
   grpc::Status GetPlan(grpc::ServerContext*, const ndocker::admin::v1::GetPlanRequest*,
                        ndocker::admin::v1::GetPlanResponse*) override;
+  grpc::Status Migrate(grpc::ServerContext*, const ndocker::admin::v1::MigrateRequest*,
+                       ndocker::admin::v1::MigrateResponse*) override;
 
  private:
   Snapshotter* core_;

@@ -155,6 +155,9 @@ SnapshotterOptions Config::ToOptions() const {
   std::string ignored;
   o.flush_slow_commits = flush_slow_commits.value_or(ResolveFlush(*this, &ignored));
   o.sync_migrations = sync_migrations;
+  o.migrate_bytes_per_second = static_cast<double>(migrate_bytes_per_second);
+  o.migrate_idle_io_priority = migrate_idle_io_priority;
+  o.reap_interval = absl::Seconds(reap_interval_seconds);
   return o;
 }
 
@@ -210,8 +213,18 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
     NDOCKER_RETURN_IF_ERROR(ReadTierName(*p, "placement.", "container_tier", &c.container_tier));
   }
   if (const toml::table* m = root["migration"].as_table()) {
-    NDOCKER_RETURN_IF_ERROR(CheckKeys(*m, "[migration]", {"sync"}));
+    NDOCKER_RETURN_IF_ERROR(CheckKeys(*m, "[migration]",
+                                      {"sync", "throttle", "idle_io_priority", "reap_interval_seconds"}));
     NDOCKER_RETURN_IF_ERROR(ReadBool(*m, "migration.", "sync", &c.sync_migrations));
+    NDOCKER_RETURN_IF_ERROR(ReadBytes(*m, "migration.", "throttle", &c.migrate_bytes_per_second));
+    NDOCKER_RETURN_IF_ERROR(ReadBool(*m, "migration.", "idle_io_priority", &c.migrate_idle_io_priority));
+    if (const toml::node* n = m->get("reap_interval_seconds")) {
+      auto v = n->value<int64_t>();
+      if (!v || *v < 1) {
+        return absl::InvalidArgumentError("config: migration.reap_interval_seconds must be a whole number >= 1");
+      }
+      c.reap_interval_seconds = *v;
+    }
   }
   if (const toml::table* l = root["lass"].as_table()) NDOCKER_RETURN_IF_ERROR(ReadLass(*l, &c.lass));
   return c;

@@ -40,6 +40,10 @@ struct Config {
   // containerd's root shares the slow tier's filesystem; see ResolveFlush).
   std::optional<bool> flush_slow_commits;
   bool sync_migrations = true;
+  // [migration]: background moves between tiers (ndockerctl migrate, demotion).
+  int64_t migrate_bytes_per_second = 0;  // throttle; 0 = unlimited
+  bool migrate_idle_io_priority = true;
+  int64_t reap_interval_seconds = 30;
   LassConfig lass;
 
   SnapshotterOptions ToOptions() const;

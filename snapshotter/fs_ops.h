@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,9 +15,18 @@ namespace ndocker {
 absl::Status MakeDirs(const std::string& path, mode_t mode);
 // mkdir with exactly `mode`; fails if it exists.
 absl::Status MakeDir(const std::string& path, mode_t mode);
-// rm -rf that never follows symlinks or crosses into other mounts' contents
-// by path tricks; a missing path is not an error.
+// rm -rf: RemoveTree without a hook.
 absl::Status RemoveAll(const std::string& path);
+// Removes `path` and everything below it with openat/unlinkat: symlinks are
+// removed, never followed, and nothing on another filesystem or another mount
+// (a mount point, a bind mount) is entered or removed. Entries that cannot be
+// removed (chattr +i, EBUSY, another mount) are logged with their path and
+// left, the rest of the tree is still removed; the error then says how many
+// were left (and why the first one was), without paths. A missing path is OK.
+// `after_first_entry` runs once, right after the first entry (possibly
+// `path` itself) is removed: a fault point for crash tests.
+absl::Status RemoveTree(const std::string& path,
+                        const std::function<void()>& after_first_entry = nullptr);
 // Atomically points `link` at `target` (symlink to a temp name, then rename).
 absl::Status ReplaceSymlink(const std::string& target, const std::string& link);
 // mkdtemp under `dir` with the given name prefix; returns the new dir.

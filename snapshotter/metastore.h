@@ -5,7 +5,8 @@
 //   snapshots  key            -> SnapshotRecord (protobuf)
 //   ids        be64(id)       -> key            (directory id -> key)
 //   children   be64(parent id) be64(child id) -> "" (parent/child edges)
-//   meta       "next_id"      -> be64
+//   meta       "next_id"      -> be64; "m/<name>" -> store values (instance id)
+//   aux        <space> NUL <key> -> bytes (other components' records)
 // Edges use ids, which never change, so a Commit (key -> name) keeps them.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -23,6 +25,15 @@ struct MDB_env;
 struct MDB_txn;
 
 namespace ndocker {
+
+// An older copy of a snapshot's data, kept while mounts made before its
+// migration may still use it (see snapshotter/mover.h).
+struct RetiredCopy {
+  Tier tier = Tier::kSlow;
+  uint64_t generation = 0;
+  uint64_t watermark = 0;  // the next snapshot id when it was retired
+  bool operator==(const RetiredCopy&) const = default;
+};
 
 struct SnapshotRecord {
   uint64_t id = 0;
@@ -36,6 +47,8 @@ struct SnapshotRecord {
   int64_t inodes = 0;
   std::string placement_rule;    // see snapshotter/placement.h
   std::string placement_reason;
+  uint64_t generation = 0;  // which copy is current (layout.h names its dir)
+  std::vector<RetiredCopy> retired;
 };
 
 // LMDB rejects longer keys; containerd keys are far shorter in practice.
@@ -54,7 +67,24 @@ class MetaTxn {
   absl::Status Put(absl::string_view key, const SnapshotRecord& record);
   // Deletes a record and its id and parent edges; NotFound when absent.
   absl::Status Delete(absl::string_view key);
-  absl::StatusOr<uint64_t> NextId();
+  // The id the next snapshot gets, as stored (1 for a new store). Ids are
+  // handed out in memory (IdAllocator) and the stored value only ever grows.
+  absl::StatusOr<uint64_t> StoredNextId() const;
+  absl::Status RaiseNextId(uint64_t at_least);
+  // Small named values of the store itself (e.g. the instance id that owns
+  // the tiers); nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view name) const;
+  absl::Status PutMeta(absl::string_view name, absl::string_view value);
+
+  // Records of other components kept in the same store, so they share its
+  // durability and its transactions (e.g. HBCSA's per-image profiles under
+  // space "profiles"). Opaque bytes; the caller owns the format.
+  absl::StatusOr<std::optional<std::string>> GetAux(absl::string_view space, absl::string_view key) const;
+  absl::Status PutAux(absl::string_view space, absl::string_view key, absl::string_view value);
+  // NotFound when absent.
+  absl::Status DeleteAux(absl::string_view space, absl::string_view key);
+  absl::Status ForEachAux(absl::string_view space,
+                          const std::function<bool(absl::string_view key, absl::string_view value)>& fn) const;
 
  private:
   friend class MetaStore;
@@ -79,7 +109,7 @@ class MetaStore {
  private:
   MetaStore() = default;
   MDB_env* env_ = nullptr;
-  unsigned dbis_[4] = {};
+  unsigned dbis_[5] = {};
 };
 
 }  // namespace ndocker

@@ -4,13 +4,14 @@
 #include <sstream>
 
 #include "absl/strings/str_split.h"
+#include "snapshotter/layout.h"
+#include "snapshotter/mount_use.h"
 #include "snapshotter/errno_status.h"
 
 namespace ndocker {
-namespace {
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(absl::string_view s) {
+std::string UnescapeMountInfo(absl::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size()) {
@@ -21,7 +22,7 @@ std::string Unescape(absl::string_view s) {
         if (c < '0' || c > '7') ok = false;
         v = v * 8 + (c - '0');
       }
-      if (ok) {
+      if (ok && v <= 0377) {
         out.push_back(static_cast<char>(v));
         i += 3;
         continue;
@@ -31,13 +32,6 @@ std::string Unescape(absl::string_view s) {
   }
   return out;
 }
-
-bool AtOrBelow(absl::string_view path, absl::string_view dir) {
-  if (path.substr(0, dir.size()) != dir) return false;
-  return path.size() == dir.size() || path[dir.size()] == '/';
-}
-
-}  // namespace
 
 absl::StatusOr<std::vector<MountInfoEntry>> ReadMountInfo(const std::string& path) {
   std::ifstream in(path);
@@ -56,29 +50,22 @@ absl::StatusOr<std::vector<MountInfoEntry>> ReadMountInfo(const std::string& pat
     }
     if (f.size() < 5 || dash == 0 || dash + 2 >= f.size()) continue;
     MountInfoEntry e;
-    e.mount_point = Unescape(f[4]);
+    e.major_minor = std::string(f[2]);
+    e.root = UnescapeMountInfo(f[3]);
+    e.mount_point = UnescapeMountInfo(f[4]);
     e.fs_type = std::string(f[dash + 1]);
-    e.source = Unescape(f[dash + 2]);
-    if (dash + 3 < f.size()) e.super_options = Unescape(f[dash + 3]);
+    e.source = UnescapeMountInfo(f[dash + 2]);
+    if (dash + 3 < f.size()) {
+      e.super_options_raw = std::string(f[dash + 3]);
+      e.super_options = UnescapeMountInfo(f[dash + 3]);
+    }
     out.push_back(std::move(e));
   }
   return out;
 }
 
 bool DirInUse(const std::vector<MountInfoEntry>& mounts, const std::string& dir) {
-  for (const auto& m : mounts) {
-    if (AtOrBelow(m.mount_point, dir)) return true;
-    if (m.fs_type != "overlay") continue;
-    for (absl::string_view opt : absl::StrSplit(m.super_options, ',')) {
-      for (absl::string_view key : {"upperdir=", "workdir=", "lowerdir="}) {
-        if (opt.substr(0, key.size()) != key) continue;
-        for (absl::string_view p : absl::StrSplit(opt.substr(key.size()), ':')) {
-          if (AtOrBelow(p, dir)) return true;
-        }
-      }
-    }
-  }
-  return false;
+  return MountUse::FromEntries(Layout("", "", ""), mounts).PathInUse(dir);
 }
 
 }  // namespace ndocker

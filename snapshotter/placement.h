@@ -20,6 +20,7 @@ inline constexpr char kDefault[] = "default";              // default tier
 inline constexpr char kContainerRootfs[] = "container-rootfs";
 inline constexpr char kBudgetFull[] = "budget-full";       // fast wanted, no room at Prepare
 inline constexpr char kBudgetCommit[] = "budget-commit";   // moved to slow at Commit
+inline constexpr char kFastFsFull[] = "fast-fs-full";      // fast filesystem lacks room for it
 inline constexpr char kLdlBelow[] = "ldl-below";           // a later layer downloads longer
 inline constexpr char kLdlLast[] = "ldl-last";             // the last-downloading layer
 inline constexpr char kNoDownloads[] = "no-downloads";     // nothing else left to download
@@ -34,6 +35,10 @@ struct Placement {
   Tier tier = Tier::kFast;
   std::string rule;
   std::string reason;
+  // The advisor's estimate of the snapshot's size on disk (0 = unknown): a
+  // fast tier whose filesystem cannot hold it is not chosen, so a nearly full
+  // device never fails an unpack with ENOSPC.
+  int64_t expected_bytes = 0;
 };
 
 // What the core knows about a new snapshot when it asks where to put it.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,8 +15,12 @@
 #include "snapshotter/budget.h"
 #include "snapshotter/filter.h"
 #include "snapshotter/layout.h"
+#include "snapshotter/fast_ledger.h"
+#include "snapshotter/id_allocator.h"
 #include "snapshotter/metastore.h"
+#include "snapshotter/mover.h"
 #include "snapshotter/placement.h"
+#include "snapshotter/tier_owner.h"
 #include "snapshotter/tier_flusher.h"
 #include "snapshotter/types.h"
 
@@ -38,6 +43,15 @@ struct SnapshotterOptions {
   std::shared_ptr<PlacementAdvisor> advisor;
   // Sync copies made when a snapshot moves between tiers before switching.
   bool sync_migrations = true;
+  // What to do with tiers this root's metadata does not own (tier_owner.h).
+  ClaimMode claim_tiers = ClaimMode::kRefuse;
+  // Background migrations (ndockerctl migrate, HBCSA's demoter).
+  double migrate_bytes_per_second = 0;  // 0 = unlimited
+  bool migrate_idle_io_priority = true;
+  absl::Duration reap_interval = absl::Seconds(30);
+  // A new fast-tier snapshot whose expected size (from the advisor) would
+  // leave less than this free on the fast filesystem goes to the slow tier.
+  int64_t fast_fs_reserve_bytes = 16 << 20;
 };
 
 struct TierStats {
@@ -47,6 +61,16 @@ struct TierStats {
   int64_t active_bytes = 0;  // live du of active snapshots on the tier
   int64_t snapshots = 0;
   int64_t budget_bytes = 0;  // fast only; 0 = unlimited
+  int64_t retired_copies = 0;  // old copies kept for mounts made before a migration
+  int64_t retired_bytes = 0;
+};
+
+// The state of the whole store, beyond the tiers.
+struct StoreHealth {
+  // Records whose current copy was not found at start (reported, not repaired).
+  std::vector<std::string> missing;
+  std::vector<MigrationProgress> migrations;
+  int64_t bytes_migrated = 0;
 };
 
 struct SnapshotEntry {
@@ -73,11 +97,17 @@ class Snapshotter {
                                       const std::vector<std::string>& paths);
   absl::StatusOr<Usage> GetUsage(const std::string& key);
   absl::Status Walk(const Filter& filter, const std::function<absl::Status(const SnapshotInfo&)>& fn);
-  // Deletes every directory and link that no snapshot owns.
+  // Deletes every directory and link that no snapshot owns and no mount may
+  // use, and every retired copy nothing can use any more. Never stops at
+  // one undeletable entry: it is logged and skipped.
   absl::Status Cleanup();
+  // Moves committed snapshots to a tier (mover.h). `name` is a key, or a
+  // chainID matching every committed snapshot whose key ends in "/<chainID>".
+  absl::StatusOr<std::vector<MigrationOutcome>> Migrate(const std::string& name, Tier to, bool wait);
 
   absl::StatusOr<std::vector<TierStats>> Stats();
   absl::StatusOr<std::vector<SnapshotEntry>> Entries();
+  StoreHealth Health();
   const Layout& layout() const { return layout_; }
   // Measured write-back rate of the slow tier (0 = not measured yet).
   double SlowFlushBytesPerSecond() const {
@@ -87,28 +117,34 @@ class Snapshotter {
   int64_t SlowFlushBacklogBytes() const { return slow_flusher_ ? slow_flusher_->PendingBytes() : 0; }
 
  private:
-  Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> meta);
+  Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> meta, uint64_t first_id);
 
   absl::StatusOr<std::vector<Mount>> Create(Kind kind, const std::string& key,
                                             const std::string& parent, const Labels& labels);
   absl::StatusOr<std::vector<Mount>> MountsFor(const MetaTxn& txn, const SnapshotRecord& rec);
-  absl::Status MoveFs(uint64_t id, Tier from, Tier to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(placement_mu_);
+  absl::Status CommitMoving(const std::string& name, const std::string& key, const Labels& labels,
+                            const SnapshotRecord& rec, const Usage& usage, const Placement& choice);
+  Placement FitFastFilesystem(Placement choice, int64_t expected_bytes) const;
   absl::Status RepairLinks();
-  absl::Status CleanupLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(placement_mu_);
+  absl::Status AdoptUnknown(Tier tier);
+  void ReportDone(const std::string& key, const std::string& name, const SnapshotRecord& rec,
+                  const Usage& usage, const Placement& choice);
 
   const SnapshotterOptions options_;
   const Layout layout_;
-  const FastBudget budget_;
   const bool index_off_;
   std::unique_ptr<MetaStore> meta_;
+  IdAllocator ids_;
   // Bytes of committed snapshots on the fast tier: what the budget bounds.
-  // Derived from the records at Open, then kept by Commit and Remove after
-  // their transactions succeed, so Prepare and Commit stay O(1) however many
-  // snapshots exist (a scan cost ~10 ms per call at 10,000 snapshots).
-  std::atomic<int64_t> fast_committed_bytes_{0};
-  // Serialises what must see a stable fast-tier total and staging area:
-  // commits (budget check + move) and Cleanup.
-  absl::Mutex placement_mu_;
+  FastLedger ledger_;
+  Mover mover_;
+  // Ids of snapshots whose directory exists before their record commits:
+  // Cleanup leaves them alone.
+  absl::Mutex creating_mu_;
+  std::set<uint64_t> creating_ ABSL_GUARDED_BY(creating_mu_);
+  // One Cleanup at a time.
+  absl::Mutex cleanup_mu_;
+  std::vector<std::string> missing_;  // set at Open
   std::unique_ptr<TierFlusher> slow_flusher_;  // null unless flush_slow_commits
 };
 

@@ -75,6 +75,7 @@ absl::Status PrepareSocketPath(const std::string& address) {
 int Run(int argc, char** argv) {
   CLI::App app{"ndocker-snapshotter: a two-tier (fast/slow) containerd snapshotter"};
   std::string config_path, root, address, log_level, fast_path, slow_path, budget, default_tier;
+  std::string claim_tiers;
   app.add_option("--config", config_path,
                  absl::StrCat("TOML config file (default ", kDefaultConfigPath, " when present)"));
   app.add_option("--root", root, absl::StrCat("state directory (default ", kDefaultRoot, ")"));
@@ -84,6 +85,10 @@ int Run(int argc, char** argv) {
   app.add_option("--slow-path", slow_path, "slow tier directory (default <root>/slow)");
   app.add_option("--fast-budget", budget, "fast tier byte budget, e.g. 8GiB (default unlimited)");
   app.add_option("--default-tier", default_tier, "tier of snapshots with no placement: fast or slow");
+  app.add_option("--claim-tiers", claim_tiers,
+                 "take tiers this root's metadata does not own: adopt (keep what no snapshot "
+                 "knows in <tier>/lost+found) or wipe (delete it); default: refuse to start")
+      ->check(CLI::IsMember({"adopt", "wipe", "refuse"}));
   app.set_version_flag("--version", kVersion);
   CLI11_PARSE(app, argc, argv);
 
@@ -167,11 +172,17 @@ int Run(int argc, char** argv) {
   config.flush_slow_commits = ResolveFlush(config, &flush_why);
   SnapshotterOptions options = config.ToOptions();
   options.advisor = advisor;
+  if (absl::Status st = ParseClaimMode(claim_tiers, &options.claim_tiers); !st.ok()) {
+    std::cerr << "ndocker-snapshotter: --claim-tiers: " << st.message() << "\n";
+    return 2;
+  }
 
   auto core = Snapshotter::Open(options);
   if (!core.ok()) {
     spdlog::critical("msg=\"cannot open snapshotter\" root={} error={}", Q(config.root),
                      Q(core.status().message()));
+    // Also plainly on stderr: an operator starting it by hand must see why.
+    std::cerr << "ndocker-snapshotter: cannot open snapshotter: " << core.status().message() << "\n";
     return 1;
   }
   if (absl::Status st = PrepareSocketPath(config.address); !st.ok()) {

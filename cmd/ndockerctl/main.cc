@@ -55,6 +55,24 @@ int Status(admin::Admin::Stub& stub, const std::string& address) {
                                  t.budget_bytes() > 0 ? HumanBytes(t.budget_bytes()) : "unlimited",
                                  t.snapshots(), HumanBytes(t.fs_free_bytes()), t.path());
   }
+  for (const auto& t : resp.tiers()) {
+    if (t.retired_copies() > 0) {
+      std::cout << "retired copies on " << t.name() << ": " << t.retired_copies() << " ("
+                << HumanBytes(t.retired_bytes())
+                << "), kept while mounts made before their migration may use them\n";
+    }
+  }
+  std::cout << "migrations in flight: " << resp.migrations_size() << ", migrated since start: "
+            << HumanBytes(resp.bytes_migrated()) << "\n";
+  for (const auto& m : resp.migrations()) {
+    std::cout << absl::StrFormat("  %-8s -> %-4s %10s  %s\n", m.state(), m.tier(),
+                                 HumanBytes(m.bytes_copied()), m.key());
+  }
+  if (resp.missing_size() > 0) {
+    std::cout << "MISSING: " << resp.missing_size()
+              << " snapshot(s) whose data was not found at start (see the daemon log):\n";
+    for (const auto& k : resp.missing()) std::cout << "  " << k << "\n";
+  }
   return 0;
 }
 
@@ -63,21 +81,30 @@ int List(admin::Admin::Stub& stub, const std::string& address, bool json) {
   auto reader = stub.ListSnapshots(&ctx, admin::ListSnapshotsRequest());
   admin::ListSnapshotsResponse batch;
   if (!json) {
-    std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-60s %s\n", "KIND", "TIER", "SIZE", "RULE",
-                                 "KEY", "PARENT");
+    std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-4s %-12s %-60s %s\n", "KIND", "TIER", "SIZE",
+                                 "RULE", "GEN", "MIGRATION", "KEY", "PARENT");
   }
   while (reader->Read(&batch)) {
     for (const auto& s : batch.snapshots()) {
+      std::string migration = s.migration();
+      if (migration.empty() && s.retired_size() > 0) migration = absl::StrCat("retired:", s.retired_size());
       if (json) {
+        nlohmann::json retired = nlohmann::json::array();
+        for (const auto& r : s.retired()) {
+          retired.push_back({{"tier", r.tier()}, {"generation", r.generation()}, {"path", r.path()}});
+        }
         std::cout << nlohmann::json{{"key", s.key()},   {"kind", s.kind()}, {"parent", s.parent()},
                                     {"tier", s.tier()}, {"size", s.size()}, {"id", s.id()},
-                                    {"rule", s.rule()}, {"reason", s.reason()}}
+                                    {"rule", s.rule()}, {"reason", s.reason()},
+                                    {"generation", s.generation()}, {"migration", s.migration()},
+                                    {"retired", retired}}
                          .dump()
                   << "\n";
       } else {
-        std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-60s %s\n", s.kind(), s.tier(),
+        std::cout << absl::StrFormat("%-10s %-5s %-12s %-16s %-4d %-12s %-60s %s\n", s.kind(), s.tier(),
                                      s.kind() == "committed" ? HumanBytes(s.size()) : "-",
-                                     s.rule().empty() ? "-" : s.rule(), s.key(), s.parent());
+                                     s.rule().empty() ? "-" : s.rule(), s.generation(),
+                                     migration.empty() ? "-" : migration, s.key(), s.parent());
       }
     }
   }
@@ -180,6 +207,22 @@ int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string
   return 0;
 }
 
+int Migrate(admin::Admin::Stub& stub, const std::string& address, const std::string& snapshot,
+            const std::string& tier, bool wait) {
+  grpc::ClientContext ctx;
+  admin::MigrateRequest req;
+  req.set_snapshot(snapshot);
+  req.set_tier(tier);
+  req.set_wait(wait);
+  admin::MigrateResponse resp;
+  grpc::Status st = stub.Migrate(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  for (const auto& r : resp.results()) {
+    std::cout << absl::StrFormat("%-9s %s -> %s  %s\n", r.state(), r.from(), r.to(), r.key());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,11 +244,20 @@ int main(int argc, char** argv) {
   plan->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
   plan->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
   plan->add_flag("--json", plan_json, "JSON output");
+  auto* migrate = app.add_subcommand(
+      "migrate", "move committed snapshots to a tier (safe while containers run from them)");
+  std::string snapshot, tier;
+  bool wait = false;
+  migrate->add_option("snapshot", snapshot, "snapshot key, or a chainID (sha256:…) matching its committed layers")
+      ->required();
+  migrate->add_option("tier", tier, "fast or slow")->required()->check(CLI::IsMember({"fast", "slow"}));
+  migrate->add_flag("--wait", wait, "return when the data has switched tiers (else it is queued)");
   CLI11_PARSE(app, argc, argv);
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", address), grpc::InsecureChannelCredentials());
   auto stub = admin::Admin::NewStub(channel);
   if (app.got_subcommand("status")) return Status(*stub, address);
+  if (app.got_subcommand("migrate")) return Migrate(*stub, address, snapshot, tier, wait);
   if (app.got_subcommand("plan")) {
     std::string digest;
     if (int rc = ResolveDigest(image, containerd_address, ns, &digest); rc != 0) return rc;

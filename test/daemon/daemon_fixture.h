@@ -504,6 +504,9 @@ struct DaemonOptions {
   // false: the constructor makes the dirs and tiers but does not start the
   // daemon (Start() or RunExpectingExit() later).
   bool start = true;
+  // Added to the child's environment ("NAME=value"); set_env() changes it
+  // for the next Start().
+  std::vector<std::string> env;
 };
 
 // The tier layout a fixture with these options gets.
@@ -573,6 +576,14 @@ class DaemonProcess {
 
   // Valid for the fixture's lifetime, across restarts.
   SnapshotsClient& client() { return client_; }
+  // The current connection (null while the daemon is down): for other
+  // services on the same socket (ndocker.admin.v1.Admin).
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  void set_env(std::vector<std::string> env) { options_.env = std::move(env); }
+  // The wait status of the last exit the fixture saw (Start failing,
+  // WaitForExit, Stop, Kill), if any.
+  std::optional<int> last_exit_status() const { return last_exit_status_; }
 
   std::string LogTail(size_t max_bytes = 4000) const {
     try {
@@ -583,7 +594,6 @@ class DaemonProcess {
     }
   }
 
-  // Starts the daemon and waits until its socket accepts a gRPC connection.
   // The daemon's command line (binary first) as Start() runs it.
   std::vector<std::string> Args() const {
     const std::string bin = DaemonBinary();
@@ -612,18 +622,39 @@ class DaemonProcess {
   CommandResult RunExpectingExit(const std::vector<std::string>& extra = {},
                                  std::chrono::seconds timeout = std::chrono::seconds(30)) {
     if (pid_ > 0) throw std::runtime_error("RunExpectingExit: the fixture's daemon is running");
-    std::vector<std::string> cmd = {"timeout", "--kill-after=5", std::to_string(timeout.count())};
+    // options_.env as Start() sets it; never an inherited fault point.
+    std::vector<std::string> cmd = {"env", "-u", "NDOCKER_FAULT_POINT"};
+    cmd.insert(cmd.end(), options_.env.begin(), options_.env.end());
+    cmd.insert(cmd.end(), {"timeout", "--kill-after=5", std::to_string(timeout.count())});
     for (const std::string& a : Args()) cmd.push_back(a);
     cmd.insert(cmd.end(), extra.begin(), extra.end());
     return RunCommand(cmd);
   }
 
+  // Starts the daemon and waits until its socket accepts a gRPC connection.
   void Start() {
     if (pid_ > 0) throw std::runtime_error("daemon already running");
     std::vector<std::string> args = Args();
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The test's environment, minus what options_.env sets and minus a
+    // fault point (only ever set for one start, never inherited).
+    auto name_of = [](const std::string& e) { return e.substr(0, e.find('=')); };
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry(*e), name = name_of(entry);
+      if (name == "NDOCKER_FAULT_POINT") continue;
+      if (std::any_of(options_.env.begin(), options_.env.end(),
+                      [&](const std::string& o) { return name_of(o) == name; })) {
+        continue;
+      }
+      env_strings.push_back(entry);
+    }
+    env_strings.insert(env_strings.end(), options_.env.begin(), options_.env.end());
+    std::vector<char*> envp;
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
 
     int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0) throw std::runtime_error("cannot open " + log_);
@@ -648,7 +679,7 @@ class DaemonProcess {
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::signal(SIGPIPE, SIG_DFL);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(log_fd);
@@ -663,6 +694,7 @@ class DaemonProcess {
       if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
         pid_ = -1;
         EmergencySetDaemon(emergency_slot_, -1);
+        last_exit_status_ = wstatus;
         throw std::runtime_error("daemon exited during startup (status " + std::to_string(wstatus) +
                                  "); log:\n" + LogTail());
       }
@@ -698,6 +730,7 @@ class DaemonProcess {
                    wstatus, LogTail().c_str());
       pid_ = -1;
       EmergencySetDaemon(emergency_slot_, -1);
+      last_exit_status_ = wstatus;
       return wstatus;
     }
     ::kill(pid_, SIGTERM);
@@ -714,7 +747,28 @@ class DaemonProcess {
     }
     pid_ = -1;
     EmergencySetDaemon(emergency_slot_, -1);
+    last_exit_status_ = wstatus;
     return wstatus;
+  }
+
+  // Waits up to `timeout` for the daemon to exit by itself (e.g. a fault
+  // point's SIGKILL) and returns its wait status; nullopt when it is still
+  // running (it is left running) or was not running.
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      int wstatus = 0;
+      if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+        client_.Connect(nullptr);
+        channel_.reset();
+        pid_ = -1;
+        last_exit_status_ = wstatus;
+        return wstatus;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   // SIGKILL: no shutdown code runs (the socket file stays behind).
@@ -727,6 +781,7 @@ class DaemonProcess {
     ::waitpid(pid_, &wstatus, 0);
     pid_ = -1;
     EmergencySetDaemon(emergency_slot_, -1);
+    last_exit_status_ = wstatus;
     return wstatus;
   }
 
@@ -742,12 +797,26 @@ class DaemonProcess {
  private:
   // Makes <root> and the tier filesystems (kSeparate) before the first start.
   void SetUpTiers() {
-    if (options_.fast_path || options_.slow_path) {
-      fast_dir_ = options_.fast_path.value_or(root_ + "/fast");
-      slow_dir_ = options_.slow_path.value_or(root_ + "/slow");
+    // Tier paths from options_.fast_path/slow_path, or passed by the test
+    // itself as --fast-path/--slow-path in extra_args (e.g. TierFilesystems').
+    std::optional<std::string> fast = options_.fast_path, slow = options_.slow_path;
+    for (size_t i = 0; i < options_.extra_args.size(); ++i) {
+      const std::string& a = options_.extra_args[i];
+      for (const auto& [flag, out] : {std::pair<std::string, std::optional<std::string>*>{"--fast-path", &fast},
+                                      {"--slow-path", &slow}}) {
+        if (a == flag && i + 1 < options_.extra_args.size()) *out = options_.extra_args[i + 1];
+        if (a.rfind(flag + "=", 0) == 0) *out = a.substr(flag.size() + 1);
+      }
+    }
+    if (fast || slow) {
+      fast_dir_ = fast.value_or(root_ + "/fast");
+      slow_dir_ = slow.value_or(root_ + "/slow");
       tier_fs_ = TierFs::kSame;  // not ours to say
-      if (options_.fast_path && options_.slow_path) {
-        tier_fs_ = DeviceOf(fast_dir_) == DeviceOf(slow_dir_) ? TierFs::kSame : TierFs::kSeparate;
+      if (fast && slow) {
+        std::error_code ec;
+        if (std::filesystem::exists(fast_dir_, ec) && std::filesystem::exists(slow_dir_, ec)) {
+          tier_fs_ = DeviceOf(fast_dir_) == DeviceOf(slow_dir_) ? TierFs::kSame : TierFs::kSeparate;
+        }
       }
       return;
     }
@@ -818,6 +887,7 @@ class DaemonProcess {
   int emergency_slot_ = -1;
   pid_t pid_ = -1;
   int starts_ = 0;
+  std::optional<int> last_exit_status_;
   std::shared_ptr<grpc::Channel> channel_;
   SnapshotsClient client_;
 };

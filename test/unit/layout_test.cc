@@ -1,11 +1,15 @@
 // Layout: directory names by id, base-36 short link names (DESIGN §4).
 #include "snapshotter/layout.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <limits>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ndocker {
@@ -148,6 +152,70 @@ TEST_CASE("layout paths have the documented shapes", "[layout]") {
   const std::string link = l.LinkPath(98765);
   CHECK(Layout::ParseShortId(link.substr(l.LinksDir().size() + 1)) ==
         std::optional<uint64_t>(98765));
+}
+
+TEST_CASE("generation g > 0 of a snapshot lives at <id>-<g>", "[layout]") {
+  const Layout l("/var/lib/nd", "/mnt/nvme/nd-fast", "/srv/hdd/nd-slow");
+  CHECK(Layout::SnapshotDirName(7, 0) == "7");
+  CHECK(Layout::SnapshotDirName(7, 1) == "7-1");
+  CHECK(Layout::SnapshotDirName(1234567, 42) == "1234567-42");
+  // Generation 0 is the old name: the 2-argument forms and gen 0 agree.
+  CHECK(l.SnapshotDir(Tier::kFast, 7, 0) == l.SnapshotDir(Tier::kFast, 7));
+  CHECK(l.FsDir(Tier::kSlow, 7, 0) == l.FsDir(Tier::kSlow, 7));
+  CHECK(l.WorkDir(Tier::kSlow, 7, 0) == l.WorkDir(Tier::kSlow, 7));
+  CHECK(l.SnapshotDir(Tier::kFast, 7, 1) == "/mnt/nvme/nd-fast/snapshots/7-1");
+  CHECK(l.SnapshotDir(Tier::kSlow, 36, 3) == "/srv/hdd/nd-slow/snapshots/36-3");
+  CHECK(l.FsDir(Tier::kFast, 7, 2) == "/mnt/nvme/nd-fast/snapshots/7-2/fs");
+  CHECK(l.WorkDir(Tier::kSlow, 7, 2) == "/srv/hdd/nd-slow/snapshots/7-2/work");
+  // The link name does not depend on the generation.
+  CHECK(l.LinkPath(7) == "/var/lib/nd/l/7");
+}
+
+TEST_CASE("ParseSnapshotDirName round trips and rejects other names", "[layout]") {
+  using P = std::optional<std::pair<uint64_t, uint64_t>>;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  for (uint64_t id : {uint64_t{1}, uint64_t{10}, uint64_t{987654321}, kMax}) {
+    for (uint64_t gen : {uint64_t{0}, uint64_t{1}, uint64_t{9}, uint64_t{10}, kMax}) {
+      INFO("id " << id << " gen " << gen);
+      CHECK(Layout::ParseSnapshotDirName(Layout::SnapshotDirName(id, gen)) == P({id, gen}));
+    }
+  }
+  CHECK(Layout::ParseSnapshotDirName("12") == P({12, 0}));
+  CHECK(Layout::ParseSnapshotDirName("12-3") == P({12, 3}));
+  CHECK(Layout::ParseSnapshotDirName("18446744073709551615-18446744073709551615") ==
+        P({kMax, kMax}));
+  for (const char* bad :
+       {"", "-", "0", "0-1", "01", "01-1", "1-01", "1-0", "1-00", "1-", "-1", "1--1", "1-1-1",
+        "+1", "1-+1", "1+1", " 1", "1 ", "1-1 ", "1-a", "a-1", "1.1", "new-abc", "1-1-abcdef",
+        "18446744073709551616", "1-18446744073709551616", "99999999999999999999999-1"}) {
+    INFO("name '" << bad << "'");
+    CHECK_FALSE(Layout::ParseSnapshotDirName(bad).has_value());
+  }
+  CHECK_FALSE(Layout::ParseSnapshotDirName(std::string("1\0", 2)).has_value());
+  CHECK_FALSE(Layout::ParseSnapshotDirName(std::string("1-1\0", 4)).has_value());
+}
+
+TEST_CASE("staging names carry the id and generation of the copy", "[layout]") {
+  using P = std::optional<std::pair<uint64_t, uint64_t>>;
+  CHECK(Layout::StagingName(7, 1) == "7-1-");
+  CHECK(Layout::StagingName(123, 0) == "123-0-");
+  CHECK(Layout::ParseStagingName("7-1-aB3xYz") == P({7, 1}));
+  CHECK(Layout::ParseStagingName("123-0-000000") == P({123, 0}));
+  CHECK(Layout::ParseStagingName(Layout::StagingName(18446744073709551615ull, 5) + "zzzzzz") ==
+        P({18446744073709551615ull, 5}));
+  for (const char* bad : {"", "7-1-", "7-1-abcde", "7-1-abcdefg", "7-1-abc-ef", "7-1-abc.ef",
+                          "7-abcdef", "7--abcdef", "-1-abcdef", "0-1-abcdef", "07-1-abcdef",
+                          "7-01-abcdef", "7-+1-abcdef", "+7-1-abcdef", "7-1-1-abcdef", "7-1abcdef",
+                          "7", "7-1", "x-1-abcdef", "18446744073709551616-1-abcdef"}) {
+    INFO("name '" << bad << "'");
+    CHECK_FALSE(Layout::ParseStagingName(bad).has_value());
+  }
+  // A real mkdtemp name parses back.
+  char tmpl[] = "/tmp/42-3-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string made = tmpl;
+  ::rmdir(tmpl);
+  CHECK(Layout::ParseStagingName(made.substr(5)) == P({42, 3}));
 }
 
 }  // namespace ndocker

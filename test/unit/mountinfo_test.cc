@@ -168,7 +168,10 @@ TEST_CASE("DirInUse: overlay upperdir, workdir and lowerdir entries", "[mountinf
   CHECK_FALSE(DirInUse(m, "/mnt/slow"));
   // Only overlays' options name directories.
   std::vector<MountInfoEntry> not_overlay = {
-      {"/x", "fuse.something", "src", "rw,upperdir=/data/u,workdir=/data/w,lowerdir=/data/l"}};
+      {.mount_point = "/x",
+       .fs_type = "fuse.something",
+       .source = "src",
+       .super_options = "rw,upperdir=/data/u,workdir=/data/w,lowerdir=/data/l"}};
   CHECK_FALSE(DirInUse(not_overlay, "/data"));
   CHECK(DirInUse(not_overlay, "/x"));
   CHECK_FALSE(DirInUse({}, "/anything"));

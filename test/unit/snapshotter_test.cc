@@ -287,9 +287,11 @@ TEST_CASE("the tier label picks the tier and the budget overrides fast", "[snaps
   CHECK(tiers["l1"] == Tier::kFast);
   CHECK(tiers["l2"] == Tier::kSlow);
   // ids: s=1, f=2, l1=3, l2=4.
-  CHECK(fs::exists(s->layout().FsDir(Tier::kSlow, 4) + "/data-40960"));
+  // The move made generation 1 on slow; the active's old dir is gone (no
+  // mount could use it).
+  CHECK(fs::exists(s->layout().FsDir(Tier::kSlow, 4, 1) + "/data-40960"));
   CHECK_FALSE(fs::exists(s->layout().SnapshotDir(Tier::kFast, 4)));
-  CHECK(fs::read_symlink(s->layout().LinkPath(4)) == s->layout().FsDir(Tier::kSlow, 4));
+  CHECK(fs::read_symlink(s->layout().LinkPath(4)) == s->layout().FsDir(Tier::kSlow, 4, 1));
   auto stats = s->Stats();
   REQUIRE(stats.ok());
   CHECK((*stats)[0].committed_bytes <= 64 * 1024);

@@ -4,6 +4,7 @@
 #include "snapshotter/tree_copy.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -11,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "snapshotter/throttle.h"
 #include "test/unit/temp_dir.h"
 
 namespace ndocker {
@@ -427,6 +431,137 @@ TEST_CASE("CopyTree from a missing source is an error, not a crash", "[tree_copy
   absl::Status st = CopyTree(dir / "no-such-dir", dst, false);
   CHECK_FALSE(st.ok());
   CHECK(fs::is_empty(dst));
+}
+
+namespace {
+
+// A small source: data in three files (one of them hardlinked twice), an
+// empty file, a symlink and a subdirectory. Returns the bytes of file data.
+int64_t BuildDataSource(const std::string& src) {
+  fs::create_directories(src + "/sub");
+  WriteFile(src + "/a", std::string(100 * 1024, 'a'));
+  WriteFile(src + "/sub/b", std::string(1 << 20, 'b'));
+  WriteFile(src + "/sub/c", std::string(12345, 'c'));
+  WriteFile(src + "/empty", "");
+  fs::create_hard_link(src + "/sub/b", src + "/b-again");
+  fs::create_symlink("sub/b", src + "/link");
+  return 100 * 1024 + (1 << 20) + 12345;
+}
+
+struct Unmount {
+  std::string target;
+  ~Unmount() { ::umount2(target.c_str(), MNT_DETACH); }
+};
+
+}  // namespace
+
+TEST_CASE("CopyTree reports every data block written through on_bytes", "[tree_copy]") {
+  TempDir dir;
+  const int64_t data = BuildDataSource(dir / "src");
+  fs::create_directories(dir / "dst");
+  int64_t reported = 0;
+  int calls = 0;
+  CopyOptions options;
+  options.sync = true;
+  options.on_bytes = [&](int64_t n) {
+    CHECK(n > 0);
+    reported += n;
+    ++calls;
+  };
+  REQUIRE(CopyTree(dir / "src", dir / "dst", options).ok());
+  CHECK(reported == data);  // the hardlink's data is written once
+  CHECK(calls >= 3);
+  CHECK(ReadAll(dir / "dst/sub/b") == std::string(1 << 20, 'b'));
+  CHECK(fs::equivalent(dir / "dst/sub/b", dir / "dst/b-again"));
+}
+
+TEST_CASE("CopyTree through a Throttle asks for the time the rate needs", "[tree_copy][throttle]") {
+  class FakeClock final : public Clock {
+   public:
+    Duration Now() override { return now; }
+    void SleepFor(Duration d) override {
+      now += d;
+      slept += d;
+    }
+    Duration now{std::chrono::seconds(1000)};
+    Duration slept{0};
+  } clock;
+  TempDir dir;
+  const int64_t data = BuildDataSource(dir / "src");
+  fs::create_directories(dir / "dst");
+  Throttle throttle(static_cast<double>(data) / 2, &clock);  // two seconds' worth
+  CopyOptions options;
+  options.on_bytes = [&](int64_t n) { throttle.Consume(n); };
+  REQUIRE(CopyTree(dir / "src", dir / "dst", options).ok());
+  const double slept = std::chrono::duration<double>(clock.slept).count();
+  CHECK(slept == Approx(2.0).epsilon(0.01));
+}
+
+TEST_CASE("CopyTree stops with Cancelled when asked", "[tree_copy]") {
+  TempDir dir;
+  BuildDataSource(dir / "src");
+  fs::create_directories(dir / "dst");
+  bool cancel = false;
+  CopyOptions options;
+  options.on_bytes = [&](int64_t) { cancel = true; };
+  options.cancelled = [&] { return cancel; };
+  absl::Status st = CopyTree(dir / "src", dir / "dst", options);
+  CHECK(st.code() == absl::StatusCode::kCancelled);
+
+  // Cancelled before it starts: nothing is written.
+  fs::create_directories(dir / "dst2");
+  options.cancelled = [] { return true; };
+  CHECK(CopyTree(dir / "src", dir / "dst2", options).code() == absl::StatusCode::kCancelled);
+  CHECK(fs::is_empty(dir / "dst2"));
+}
+
+TEST_CASE("CopyTree onto a full filesystem is ResourceExhausted, without paths",
+          "[tree_copy][root]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  TempDir dir;
+  fs::create_directories(dir / "src");
+  WriteFile(dir / "src/big", std::string(4 << 20, 'x'));
+  fs::create_directories(dir / "small");
+  REQUIRE(::mount("tmpfs", (dir / "small").c_str(), "tmpfs", 0, "size=1m") == 0);
+  Unmount unmount{dir / "small"};
+  fs::create_directories(dir / "small/staging/7-1-abcdef");
+  for (bool sync : {true, false}) {
+    CopyOptions options;
+    options.sync = sync;
+    absl::Status st = CopyTree(dir / "src", dir / "small/staging/7-1-abcdef", options);
+    INFO(st.ToString());
+    CHECK(st.code() == absl::StatusCode::kResourceExhausted);
+    CHECK(st.message().find(strerror(ENOSPC)) != absl::string_view::npos);
+    CHECK(st.message().find(dir.path()) == absl::string_view::npos);
+    CHECK(st.message().find("big") == absl::string_view::npos);
+  }
+}
+
+TEST_CASE("CopyTree between filesystems: ext4's own inode flags do not travel", "[tree_copy][root]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  TempDir dir;
+  const int64_t data = BuildDataSource(dir / "src");
+  fs::create_directories(dir / "tmpfs");
+  REQUIRE(::mount("tmpfs", (dir / "tmpfs").c_str(), "tmpfs", 0, "size=64m") == 0);
+  Unmount unmount{dir / "tmpfs"};
+  fs::create_directories(dir / "tmpfs/dst");
+  // The temp dir is on ext4 here, where every inode has the "extents" flag
+  // that tmpfs cannot take; elsewhere this is a plain copy.
+  int64_t reported = 0;
+  CopyOptions options;
+  options.on_bytes = [&](int64_t n) { reported += n; };
+  absl::Status st = CopyTree(dir / "src", dir / "tmpfs/dst", options);
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  CHECK(reported == data);
+  CHECK(ReadAll(dir / "tmpfs/dst/sub/c") == std::string(12345, 'c'));
+  CHECK(fs::read_symlink(dir / "tmpfs/dst/link") == "sub/b");
 }
 
 }  // namespace ndocker
