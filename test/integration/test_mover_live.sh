@@ -2,7 +2,8 @@
 # Issue 8: layers migrate between the tiers (a tmpfs and an ext4 image) while
 # containers run from them, and no container ever reads a changed byte.
 #
-#  - The mover is throttled (NDT_MOVER_THROTTLE_MB, default 4 MB/s) so that
+#  - The mover is throttled ([migration] throttle = NDT_MOVER_THROTTLE,
+#    default 4MiB per second) so that
 #    the containers complete several passes during each round of migrations
 #    (checked: the test fails rather than pass without concurrent reads).
 #  - The test image: lib.sh's 5 layers (busybox, whiteouts, an opaque dir,
@@ -100,8 +101,8 @@ ndt_step "ndocker (LASS off, every layer on the fast tier, mover throttled) and 
 # The throttle makes each direction take a few seconds (~10 MB of layers), so
 # that the containers run many checksum passes while the copies are made.
 cfg=$NDT_WORKDIR/ndocker-mover.toml
-printf '[lass]\nenabled = false\ncontainerd_root = "%s"\n[placement]\ndefault_tier = "fast"\n[mover]\nthrottle_mb_per_second = %s\n' \
-  "$(containerd_root_dir)" "${NDT_MOVER_THROTTLE_MB:-4}" >"$cfg"
+printf '[lass]\nenabled = false\ncontainerd_root = "%s"\n[placement]\ndefault_tier = "fast"\n[migration]\nthrottle = "%s"\n' \
+  "$(containerd_root_dir)" "${NDT_MOVER_THROTTLE:-4MiB}" >"$cfg"
 ndocker_start --config "$cfg"
 assert_eq "tmpfs ext4" "$(ndt_tier_fstype fast) $(ndt_tier_fstype slow)" "tier filesystems (fast slow)"
 containerd_start
