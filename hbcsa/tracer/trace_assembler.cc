@@ -81,6 +81,12 @@ void TraceAssembler::Attribute(const TraceEvent& event, uint64_t seq) {
 
 void TraceAssembler::Record(Open& open, const TraceEvent& event, uint64_t seq,
                             const std::string& path) {
+  if (open.started && (event.time - open.trace.start >= options_.limit ||
+                       event.time - open.last_new >= options_.quiet)) {
+    // The trace is over (Tick has not run yet): same result whatever the tick.
+    ++stats_.after_end;
+    return;
+  }
   if (!open.started) {
     open.started = true;
     open.trace.start = event.time;
