@@ -31,6 +31,10 @@ void TraceAssembler::Add(const TraceEvent& event) {
     ++stats_.host_dropped;
     return;
   }
+  if (event.path.empty() || event.path[0] != '/' || absl::EndsWith(event.path, " (deleted)")) {
+    ++stats_.deleted;
+    return;
+  }
   Attribute(event, next_seq_++);
 }
 
@@ -49,16 +53,21 @@ void TraceAssembler::Attribute(const TraceEvent& event, uint64_t seq) {
     }
   } else if (auto by_pid = lookup_->ContainerOfPid(event.pid); by_pid && traces_.count(*by_pid)) {
     container = *by_pid;
+  } else if (std::vector<std::string> serving = lookup_->ContainersServing(event);
+             serving.size() == 1) {
+    // The inode is in one watched container's chain only: its overlay.
+    container = serving.front();
   } else {
     std::vector<Held>& held = held_[event.mnt_id];
     if (held.size() >= options_.pending_per_mount) {
       // Nothing ties this overlay to a watched container: stop holding.
-      stats_.unattributed += held.size() + 1;
+      held.push_back(Held{event, seq, std::move(serving)});
+      DropHeld(held);
       held_.erase(event.mnt_id);
       owners_[event.mnt_id] = MountOwner{};
       return;
     }
-    held.push_back(Held{event, seq});
+    held.push_back(Held{event, seq, std::move(serving)});
     return;
   }
   const bool new_owner = owners_.find(event.mnt_id) == owners_.end();
@@ -157,7 +166,32 @@ Trace TraceAssembler::Finish(Open& open, TraceEnd why, absl::Time now) {
   return t;
 }
 
+void TraceAssembler::DropHeld(const std::vector<Held>& held) {
+  for (const Held& h : held) {
+    if (h.candidates.empty()) {
+      ++stats_.unattributed;
+      continue;
+    }
+    // Several watched containers could have opened it (same image, same
+    // layers) and no pid told which: each candidate may be short.
+    ++stats_.ambiguous;
+    for (const std::string& c : h.candidates) {
+      if (auto t = traces_.find(c); t != traces_.end()) t->second.trace.complete = false;
+    }
+  }
+}
+
 std::vector<Trace> TraceAssembler::Tick(absl::Time now) {
+  // Held events that nothing claimed within a quiet period are dropped
+  // (before the traces they could belong to end).
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (!it->second.empty() && now - it->second.front().event.time >= options_.quiet) {
+      DropHeld(it->second);
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   std::vector<Trace> done;
   for (auto it = traces_.begin(); it != traces_.end();) {
     Open& open = it->second;
@@ -172,15 +206,6 @@ std::vector<Trace> TraceAssembler::Tick(absl::Time now) {
     if (why) {
       done.push_back(Finish(open, *why, now));
       it = traces_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // Held events that nothing claimed within a limit are dropped.
-  for (auto it = held_.begin(); it != held_.end();) {
-    if (!it->second.empty() && now - it->second.front().event.time >= options_.limit) {
-      stats_.unattributed += it->second.size();
-      it = held_.erase(it);
     } else {
       ++it;
     }

@@ -70,6 +70,10 @@ class TraceLookup {
   // of `path`, and that prefix.
   virtual std::optional<std::pair<std::string, std::string>> ContainerOfHostPath(
       const std::string& path) = 0;
+  // When the pid says nothing (it exited before its cgroup was read, or a
+  // hook on the host opened the file): the watched containers whose rootfs
+  // chain (upperdir or a lower layer) holds this very inode at this path.
+  virtual std::vector<std::string> ContainersServing(const TraceEvent& event) = 0;
 };
 
 struct AssemblerOptions {
@@ -89,6 +93,8 @@ struct AssemblerStats {
   uint64_t unattributed = 0;      // no watched container (after holding)
   uint64_t after_end = 0;         // for a container whose trace has ended
   uint64_t overflows = 0;
+  uint64_t deleted = 0;           // "(deleted)": nothing to attribute
+  uint64_t ambiguous = 0;         // held events dropped with several candidates
 };
 
 class TraceAssembler {
@@ -133,6 +139,7 @@ class TraceAssembler {
   struct Held {
     TraceEvent event;
     uint64_t seq;
+    std::vector<std::string> candidates;  // containers serving its inode
   };
   // Per mount id: the container it belongs to, with the host prefix to strip.
   struct MountOwner {
@@ -142,6 +149,7 @@ class TraceAssembler {
   void Record(Open& open, const TraceEvent& event, uint64_t seq, const std::string& path);
   void Attribute(const TraceEvent& event, uint64_t seq);
   Trace Finish(Open& open, TraceEnd why, absl::Time now);
+  void DropHeld(const std::vector<Held>& held);
 
   AssemblerOptions options_;
   TraceLookup* lookup_;

@@ -124,8 +124,8 @@ void ProcLookup::Rescan() {
     for (absl::string_view opt : absl::StrSplit(m.super_options, ',')) {
       if (!absl::ConsumePrefix(&opt, "upperdir=")) continue;
       const std::string upper = UnescapeMountInfo(opt);
-      for (const auto& [container, want] : upper_of_) {
-        if (upper == want) mountpoint_[container] = m.mount_point;
+      for (const auto& [container, chain] : chain_of_) {
+        if (upper == chain.upper_dir) mountpoint_[container] = m.mount_point;
       }
     }
   }
@@ -156,7 +156,7 @@ std::optional<std::pair<std::string, std::string>> ProcLookup::ContainerOfHostPa
       }
     }
     // A watched rootfs not yet seen mounted: look again (rate-limited).
-    if (pass == 0 && mountpoint_.size() < upper_of_.size() &&
+    if (pass == 0 && mountpoint_.size() < chain_of_.size() &&
         absl::Now() - last_scan_ >= absl::Milliseconds(100)) {
       Rescan();
     } else {
@@ -166,12 +166,26 @@ std::optional<std::pair<std::string, std::string>> ProcLookup::ContainerOfHostPa
   return std::nullopt;
 }
 
-void ProcLookup::Watch(const std::string& container, const std::string& upper_dir) {
-  upper_of_[container] = upper_dir;
+std::vector<std::string> ProcLookup::ContainersServing(const TraceEvent& event) {
+  std::vector<std::string> out;
+  const std::string rel = event.path.substr(1);
+  const std::pair<uint64_t, uint64_t> want{event.dev, event.ino};
+  for (const auto& [container, chain] : chain_of_) {
+    bool match = !chain.upper_dir.empty() && IdentifyInDir(chain.upper_dir, rel) == want;
+    for (size_t i = 0; !match && i < chain.lowers.size(); ++i) {
+      match = IdentifyInDir(chain.lowers[i].dir, rel) == want;
+    }
+    if (match) out.push_back(container);
+  }
+  return out;
+}
+
+void ProcLookup::Watch(const std::string& container, const RootfsChain& chain) {
+  chain_of_[container] = chain;
 }
 
 void ProcLookup::Forget(const std::string& container) {
-  upper_of_.erase(container);
+  chain_of_.erase(container);
   mountpoint_.erase(container);
 }
 
@@ -252,7 +266,7 @@ Tracer::~Tracer() {
 
 void Tracer::WatchContainer(const std::string& container, RootfsChain chain) {
   absl::MutexLock l(&mu_);
-  lookup_.Watch(container, chain.upper_dir);
+  lookup_.Watch(container, chain);
   chains_[container] = std::move(chain);
   assembler_.Watch(container, absl::Now());
 }

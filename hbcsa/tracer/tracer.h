@@ -74,7 +74,9 @@ class ProcLookup : public TraceLookup {
   std::optional<std::pair<std::string, std::string>> ContainerOfHostPath(
       const std::string& path) override;
 
-  void Watch(const std::string& container, const std::string& upper_dir);
+  std::vector<std::string> ContainersServing(const TraceEvent& event) override;
+
+  void Watch(const std::string& container, const RootfsChain& chain);
   void Forget(const std::string& container);
 
  private:
@@ -83,7 +85,7 @@ class ProcLookup : public TraceLookup {
   std::unordered_map<uint64_t, bool> host_;  // mount id -> is a host mount
   std::unordered_set<uint64_t> host_ids_;    // from the last scan
   absl::Time last_scan_ = absl::InfinitePast();
-  std::map<std::string, std::string> upper_of_;     // container -> upperdir
+  std::map<std::string, RootfsChain> chain_of_;     // container -> its rootfs chain
   std::map<std::string, std::string> mountpoint_;   // container -> rootfs mount point
 };
 

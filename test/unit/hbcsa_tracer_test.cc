@@ -27,6 +27,11 @@ class FakeLookup : public TraceLookup {
     if (it == pid_container.end()) return std::nullopt;
     return it->second;
   }
+  std::map<uint64_t, std::vector<std::string>> serving;  // ino -> containers
+  std::vector<std::string> ContainersServing(const TraceEvent& e) override {
+    auto it = serving.find(e.ino);
+    return it == serving.end() ? std::vector<std::string>{} : it->second;
+  }
   std::optional<std::pair<std::string, std::string>> ContainerOfHostPath(
       const std::string& path) override {
     for (const auto& [c, mp] : mount_points) {
@@ -193,6 +198,44 @@ TEST_CASE("TraceAssembler: events held until their mount is tied to a container 
   CHECK(Paths(*t) == std::vector<std::string>{"/bin/entry", "/lib/libc", "/etc/conf"});
   CHECK(t->start == At(1.0));
   CHECK(t->files[1].first_access == absl::Milliseconds(100));
+}
+
+TEST_CASE("TraceAssembler: a pid gone before its cgroup is read is tied by the inode its chain holds",
+          "[hbcsa][tracer]") {
+  FakeLookup lk;
+  lk.pid_container = {{10, "c1"}};
+  TraceAssembler a(AssemblerOptions{}, &lk);
+  a.Watch("c1", At(0));
+  a.Watch("c2", At(0));
+  a.Add(Ev(10, 500, "/bin/sh", 1.0, 1));
+  lk.serving[2] = {"c1"};  // only c1's chain has inode 2
+  a.Add(Ev(11, 501, "/etc/only-c1", 1.1, 2));  // pid 11 exited: no cgroup
+  lk.serving[3] = {"c1", "c2"};  // both chains share that layer
+  a.Add(Ev(12, 502, "/lib/shared", 1.2, 3));
+  CHECK(a.Tick(At(2.0)).empty());
+  // Nothing tied mount 502 within a quiet period: both may be short.
+  std::vector<Trace> done = a.Tick(At(3.3));
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].container == "c1");
+  CHECK(Paths(done[0]) == std::vector<std::string>{"/bin/sh", "/etc/only-c1"});
+  CHECK_FALSE(done[0].complete);
+  std::optional<Trace> c2 = a.End("c2", At(4));
+  REQUIRE(c2);
+  CHECK_FALSE(c2->complete);
+  CHECK(a.stats().ambiguous == 1);
+}
+
+TEST_CASE("TraceAssembler: deleted files are dropped at once", "[hbcsa][tracer]") {
+  FakeLookup lk;
+  lk.pid_container = {{10, "c1"}};
+  TraceAssembler a(AssemblerOptions{}, &lk);
+  a.Watch("c1", At(0));
+  a.Add(Ev(10, 500, "/ (deleted)", 1.0));
+  a.Add(Ev(10, 500, "/tmp/x (deleted)", 1.0));
+  CHECK(a.stats().deleted == 2);
+  std::optional<Trace> t = a.End("c1", At(2));
+  REQUIRE(t);
+  CHECK(t->files.empty());
 }
 
 TEST_CASE("TraceAssembler: opens from the host through the rootfs mount (hooks) are the container's",
