@@ -6,16 +6,22 @@
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <condition_variable>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "hbcsa/tracer/fanotify_group.h"
+#include "absl/strings/str_cat.h"
 #include "hbcsa/tracer/tracer.h"
 #include "test/unit/temp_dir.h"
 
@@ -132,6 +138,84 @@ TEST_CASE("tracer bench: the daemon's loop during a pull on the tier (host-mount
                 absl::ToDoubleSeconds(s.loop_cpu),
                 absl::ToDoubleMicroseconds(s.loop_cpu) / std::max<uint64_t>(s.read.events, 1));
   }
+}
+
+
+class Sink : public TraceSink {
+ public:
+  void OnTrace(const Trace& t, const RootfsChain&) override {
+    std::lock_guard<std::mutex> l(mu);
+    traces.push_back(t);
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Trace> traces;
+};
+
+// 20 traced starts in a row on one tracer: CPU per start in steady state.
+TEST_CASE("tracer bench: CPU per traced start", "[.][hbcsa_tracer_bench]") {
+  if (::geteuid() != 0) return;
+  Tier tier;
+  const std::string l1 = tier.root + "/snapshots/1/fs";
+  fs::create_directories(l1 + "/bin");
+  fs::copy_file("/bin/busybox", l1 + "/bin/busybox");
+  for (int i = 0; i < 50; ++i) {
+    fs::create_directories(l1 + "/etc");
+    std::ofstream(l1 + "/etc/f" + std::to_string(i)) << i;
+  }
+  Sink sink;
+  TracerOptions o;
+  o.assembler.quiet = absl::Milliseconds(300);
+  o.tick = absl::Milliseconds(50);
+  absl::StatusOr<std::unique_ptr<Tracer>> t = Tracer::Start({tier.root}, o, &sink);
+  REQUIRE(t.ok());
+  const int runs = 20;
+  for (int i = 0; i < runs; ++i) {
+    const std::string id = absl::StrCat("ndbench-", ::getpid(), "-", i);
+    const std::string up = tier.root + "/snapshots/u" + std::to_string(i);
+    const std::string merged = tier.dir / ("m" + std::to_string(i));
+    fs::create_directories(up + "/fs");
+    fs::create_directories(up + "/work");
+    fs::create_directories(merged);
+    const std::string cg = "/sys/fs/cgroup/pids/" + id;
+    REQUIRE(::mkdir(cg.c_str(), 0755) == 0);
+    (*t)->WatchContainer(id, RootfsChain{up + "/fs", {{"1", l1}}});
+    const std::string opts = absl::StrCat("lowerdir=", l1, ",upperdir=", up, "/fs,workdir=", up, "/work");
+    REQUIRE(::mount("overlay", merged.c_str(), "overlay", 0, opts.c_str()) == 0);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      { std::ofstream(cg + "/cgroup.procs") << ::getpid() << std::flush; }
+      if (::unshare(CLONE_NEWNS) != 0) ::_exit(1);
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+      if (::chroot(merged.c_str()) != 0 || ::chdir("/") != 0) ::_exit(2);
+      ::execl("/bin/busybox", "sh", "-c", "/bin/busybox cat /etc/* > /out", static_cast<char*>(nullptr));
+      ::_exit(3);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    {
+      std::unique_lock<std::mutex> l(sink.mu);
+      sink.cv.wait_for(l, std::chrono::seconds(5), [&] { return sink.traces.size() == size_t(i + 1); });
+    }
+    (*t)->ContainerGone(id);
+    ::umount2(merged.c_str(), MNT_DETACH);
+    ::rmdir(cg.c_str());
+  }
+  std::lock_guard<std::mutex> l(sink.mu);
+  REQUIRE(sink.traces.size() == size_t(runs));
+  std::vector<double> us;
+  for (const Trace& tr : sink.traces) {
+    CHECK(tr.files.size() == 51);  // busybox + 50 files
+    us.push_back(absl::ToDoubleMicroseconds(tr.cpu));
+  }
+  std::printf("CPU per traced start (51 files, ~53 events each), us:");
+  for (double u : us) std::printf(" %.0f", u);
+  std::vector<double> sorted = us;
+  std::sort(sorted.begin(), sorted.end());
+  TracerStats st = (*t)->stats();
+  std::printf("\nmedian %.0f us; loop total %.1f ms, finisher total %.1f ms\n", sorted[sorted.size() / 2],
+              absl::ToDoubleMilliseconds(st.loop_cpu), absl::ToDoubleMilliseconds(st.finisher_cpu));
 }
 
 }  // namespace
