@@ -7,7 +7,9 @@
 #  2. pulls an image of random layers through CRI (PullImage: streamed unpack,
 #     3 downloads at a time) behind a 4 MiB/s link: LASS puts the layers below
 #     the last-downloading one on the slow tier and the rest on the fast tier;
-# and shows where each layer went and why (`ndockerctl ls`, `ndockerctl plan`).
+# and shows where each layer went and why (`ndockerctl ls`, `ndockerctl plan`);
+#  3. moves the first image's layers to the slow tier with `ndockerctl migrate`
+#     while a container runs from them (old copies kept until it is gone).
 # Everything it started and made is removed at the end (QUICKSTART_KEEP=1
 # keeps the files). Run as root on Debian 12.
 #
@@ -87,4 +89,18 @@ echo
 where_layers_went "$random_ref" k8s.io
 echo
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status
+ndt_step "the mover: a container runs from the ctr-pulled image while its layers move to the slow tier"
+ctrw run -d --snapshotter ndocker "$ref" quickstart2 /bin/sh -c 'while :; do cat /etc/greeting >/dev/null; sleep 0.2; done'
+for chain in $(image_chain_ids "$ref"); do
+  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" migrate "$chain" slow --wait
+done
+where_layers_went "$ref"
+echo "old copies are kept while the running container may use them:"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -E "retired|migrat" || true
+ctr_run --rm --snapshotter ndocker "$ref" quickstart3 /bin/sh -c 'echo "a new container reads from slow: $(cat /etc/greeting)"'
+ctrw task delete --force quickstart2 >/dev/null
+ctrw container rm quickstart2 >/dev/null
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -E "retired|migrat" || true
+echo "(the old copies go at the next Cleanup containerd's GC runs, or within [migration] reap_interval_seconds)"
+
 ndt_step "done; cleaning up (containerd, registry, throttle, ndocker, mounts, temp dir)"

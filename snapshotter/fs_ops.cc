@@ -7,6 +7,7 @@
 
 #include <sys/sysmacros.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -206,7 +207,10 @@ absl::Status RemoveTree(const std::string& path, const std::function<void()>& af
 absl::Status RemoveAll(const std::string& path) { return RemoveTree(path); }
 
 absl::Status ReplaceSymlink(const std::string& target, const std::string& link) {
-  std::string tmp = absl::StrCat(link, ".tmp", ::getpid());
+  // Unique per call: two threads may replace the same link at once. Cleanup
+  // reads the id before the '.' and leaves it while the id is in flight.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = absl::StrCat(link, ".tmp", ::getpid(), "-", counter.fetch_add(1));
   ::unlink(tmp.c_str());
   if (::symlink(target.c_str(), tmp.c_str()) != 0) return LastErrnoStatus("symlink", tmp);
   if (::rename(tmp.c_str(), link.c_str()) != 0) {

@@ -12,8 +12,9 @@
 namespace ndocker {
 namespace {
 
-enum Db { kSnapshots = 0, kIds = 1, kChildren = 2, kMeta = 3 };
-constexpr const char* kDbNames[] = {"snapshots", "ids", "children", "meta"};
+enum Db { kSnapshots = 0, kIds = 1, kChildren = 2, kMeta = 3, kAux = 4 };
+constexpr const char* kDbNames[] = {"snapshots", "ids", "children", "meta", "aux"};
+constexpr int kDbCount = 5;
 constexpr size_t kMapSize = size_t{4} << 30;  // address space only; the file grows as needed
 
 absl::Status MdbError(int rc, absl::string_view what) {
@@ -239,10 +240,64 @@ absl::Status MetaTxn::PutMeta(absl::string_view name, absl::string_view value) {
   return absl::OkStatus();
 }
 
+namespace {
+std::string AuxKey(absl::string_view space, absl::string_view key) {
+  std::string k(space);
+  k.push_back('\0');
+  k.append(key.data(), key.size());
+  return k;
+}
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> MetaTxn::GetAux(absl::string_view space,
+                                                           absl::string_view key) const {
+  const std::string k = AuxKey(space, key);
+  if (k.size() > kMaxKeyBytes) return std::nullopt;
+  MDB_val mk = Val(k), v;
+  int rc = mdb_get(txn_, dbis_[kAux], &mk, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != 0) return MdbError(rc, "get aux");
+  return std::optional<std::string>(std::string(View(v)));
+}
+
+absl::Status MetaTxn::PutAux(absl::string_view space, absl::string_view key, absl::string_view value) {
+  const std::string k = AuxKey(space, key);
+  if (k.size() > kMaxKeyBytes) return absl::InvalidArgumentError("metadata: aux key too long");
+  MDB_val mk = Val(k), v = Val(value);
+  if (int rc = mdb_put(txn_, dbis_[kAux], &mk, &v, 0); rc != 0) return MdbError(rc, "put aux");
+  return absl::OkStatus();
+}
+
+absl::Status MetaTxn::DeleteAux(absl::string_view space, absl::string_view key) {
+  const std::string k = AuxKey(space, key);
+  MDB_val mk = Val(k);
+  int rc = mdb_del(txn_, dbis_[kAux], &mk, nullptr);
+  if (rc == MDB_NOTFOUND) return absl::NotFoundError(absl::StrCat(space, " ", key, " does not exist"));
+  if (rc != 0) return MdbError(rc, "delete aux");
+  return absl::OkStatus();
+}
+
+absl::Status MetaTxn::ForEachAux(
+    absl::string_view space, const std::function<bool(absl::string_view, absl::string_view)>& fn) const {
+  MDB_cursor* cur;
+  if (int rc = mdb_cursor_open(txn_, dbis_[kAux], &cur); rc != 0) return MdbError(rc, "cursor");
+  CursorCloser closer{cur};
+  const std::string prefix = AuxKey(space, "");
+  MDB_val k = Val(prefix), v;
+  for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc != MDB_NOTFOUND;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (rc != 0) return MdbError(rc, "iterate aux");
+    const absl::string_view key = View(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (!fn(key.substr(prefix.size()), View(v))) break;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir) {
   std::unique_ptr<MetaStore> store(new MetaStore());
   if (int rc = mdb_env_create(&store->env_); rc != 0) return MdbError(rc, "env create");
-  if (int rc = mdb_env_set_maxdbs(store->env_, 4); rc != 0) return MdbError(rc, "set maxdbs");
+  if (int rc = mdb_env_set_maxdbs(store->env_, kDbCount); rc != 0) return MdbError(rc, "set maxdbs");
   if (int rc = mdb_env_set_mapsize(store->env_, kMapSize); rc != 0) return MdbError(rc, "set mapsize");
   // MDB_NOTLS: read transactions are not bound to a thread (gRPC thread pool).
   if (int rc = mdb_env_open(store->env_, dir.c_str(), MDB_NOTLS, 0600); rc != 0) {
@@ -250,7 +305,7 @@ absl::StatusOr<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& di
   }
   MDB_txn* txn;
   if (int rc = mdb_txn_begin(store->env_, nullptr, 0, &txn); rc != 0) return MdbError(rc, "begin");
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < kDbCount; ++i) {
     if (int rc = mdb_dbi_open(txn, kDbNames[i], MDB_CREATE, &store->dbis_[i]); rc != 0) {
       mdb_txn_abort(txn);
       return MdbError(rc, absl::StrCat("open db ", kDbNames[i]));

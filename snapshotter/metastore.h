@@ -5,7 +5,8 @@
 //   snapshots  key            -> SnapshotRecord (protobuf)
 //   ids        be64(id)       -> key            (directory id -> key)
 //   children   be64(parent id) be64(child id) -> "" (parent/child edges)
-//   meta       "next_id"      -> be64
+//   meta       "next_id"      -> be64; "m/<name>" -> store values (instance id)
+//   aux        <space> NUL <key> -> bytes (other components' records)
 // Edges use ids, which never change, so a Commit (key -> name) keeps them.
 #pragma once
 
@@ -75,6 +76,16 @@ class MetaTxn {
   absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view name) const;
   absl::Status PutMeta(absl::string_view name, absl::string_view value);
 
+  // Records of other components kept in the same store, so they share its
+  // durability and its transactions (e.g. HBCSA's per-image profiles under
+  // space "profiles"). Opaque bytes; the caller owns the format.
+  absl::StatusOr<std::optional<std::string>> GetAux(absl::string_view space, absl::string_view key) const;
+  absl::Status PutAux(absl::string_view space, absl::string_view key, absl::string_view value);
+  // NotFound when absent.
+  absl::Status DeleteAux(absl::string_view space, absl::string_view key);
+  absl::Status ForEachAux(absl::string_view space,
+                          const std::function<bool(absl::string_view key, absl::string_view value)>& fn) const;
+
  private:
   friend class MetaStore;
   MetaTxn(MDB_txn* txn, const unsigned* dbis) : txn_(txn), dbis_(dbis) {}
@@ -98,7 +109,7 @@ class MetaStore {
  private:
   MetaStore() = default;
   MDB_env* env_ = nullptr;
-  unsigned dbis_[4] = {};
+  unsigned dbis_[5] = {};
 };
 
 }  // namespace ndocker

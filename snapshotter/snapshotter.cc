@@ -156,6 +156,8 @@ absl::StatusOr<std::unique_ptr<Snapshotter>> Snapshotter::Open(SnapshotterOption
   if (!claims.ok()) return claims.status();
   auto first_id = FirstFreeId(layout, **meta);
   if (!first_id.ok()) return first_id.status();
+  // Stored before Cleanup deletes the traces it was derived from.
+  NDOCKER_RETURN_IF_ERROR((*meta)->Update([&](MetaTxn& txn) { return txn.RaiseNextId(*first_id); }));
   std::unique_ptr<Snapshotter> s(new Snapshotter(std::move(options), *std::move(meta), *first_id));
   for (const TierClaim& c : *claims) {
     if (c.adopted && s->options_.claim_tiers == ClaimMode::kAdopt) {

@@ -448,6 +448,9 @@ struct DaemonOptions {
   // When set, <tmp>/run is created with this mode before the first start.
   std::optional<mode_t> precreate_run_dir;
   std::vector<std::string> extra_args;
+  // Added to the child's environment ("NAME=value"); set_env() changes it
+  // for the next Start().
+  std::vector<std::string> env;
 };
 
 class DaemonProcess {
@@ -499,6 +502,14 @@ class DaemonProcess {
 
   // Valid for the fixture's lifetime, across restarts.
   SnapshotsClient& client() { return client_; }
+  // The current connection (null while the daemon is down): for other
+  // services on the same socket (ndocker.admin.v1.Admin).
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  void set_env(std::vector<std::string> env) { options_.env = std::move(env); }
+  // The wait status of the last exit the fixture saw (Start failing,
+  // WaitForExit, Stop, Kill), if any.
+  std::optional<int> last_exit_status() const { return last_exit_status_; }
 
   std::string LogTail(size_t max_bytes = 4000) const {
     try {
@@ -525,6 +536,23 @@ class DaemonProcess {
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The test's environment, minus what options_.env sets and minus a
+    // fault point (only ever set for one start, never inherited).
+    auto name_of = [](const std::string& e) { return e.substr(0, e.find('=')); };
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry(*e), name = name_of(entry);
+      if (name == "NDOCKER_FAULT_POINT") continue;
+      if (std::any_of(options_.env.begin(), options_.env.end(),
+                      [&](const std::string& o) { return name_of(o) == name; })) {
+        continue;
+      }
+      env_strings.push_back(entry);
+    }
+    env_strings.insert(env_strings.end(), options_.env.begin(), options_.env.end());
+    std::vector<char*> envp;
+    for (std::string& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
 
     int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0) throw std::runtime_error("cannot open " + log_);
@@ -549,7 +577,7 @@ class DaemonProcess {
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::signal(SIGPIPE, SIG_DFL);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(log_fd);
@@ -562,6 +590,7 @@ class DaemonProcess {
       int wstatus = 0;
       if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
         pid_ = -1;
+        last_exit_status_ = wstatus;
         throw std::runtime_error("daemon exited during startup (status " + std::to_string(wstatus) +
                                  "); log:\n" + LogTail());
       }
@@ -596,6 +625,7 @@ class DaemonProcess {
       std::fprintf(stderr, "daemon test: daemon %d had already exited (status %d); log:\n%s\n", pid_,
                    wstatus, LogTail().c_str());
       pid_ = -1;
+      last_exit_status_ = wstatus;
       return wstatus;
     }
     ::kill(pid_, SIGTERM);
@@ -611,7 +641,28 @@ class DaemonProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     pid_ = -1;
+    last_exit_status_ = wstatus;
     return wstatus;
+  }
+
+  // Waits up to `timeout` for the daemon to exit by itself (e.g. a fault
+  // point's SIGKILL) and returns its wait status; nullopt when it is still
+  // running (it is left running) or was not running.
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      int wstatus = 0;
+      if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+        client_.Connect(nullptr);
+        channel_.reset();
+        pid_ = -1;
+        last_exit_status_ = wstatus;
+        return wstatus;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   // SIGKILL: no shutdown code runs (the socket file stays behind).
@@ -623,6 +674,7 @@ class DaemonProcess {
     int wstatus = 0;
     ::waitpid(pid_, &wstatus, 0);
     pid_ = -1;
+    last_exit_status_ = wstatus;
     return wstatus;
   }
 
@@ -675,6 +727,7 @@ class DaemonProcess {
   std::string base_, root_, run_dir_, socket_, log_, config_;
   pid_t pid_ = -1;
   int starts_ = 0;
+  std::optional<int> last_exit_status_;
   std::shared_ptr<grpc::Channel> channel_;
   SnapshotsClient client_;
 };
