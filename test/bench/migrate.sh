@@ -54,7 +54,7 @@
 #   round, throttle, throttle_bytes, measure (cold_nomig | migrate_alone |
 #   cold_during | migrate_during | cold_overlay_slow), seconds, bytes, mib_s,
 #   load1, slow_seeks, slow_read_mb, slow_write_mb (emulated disk counters over
-#   the window), mig_running_at_ready
+#   the window; a cold start's window ends when it is ready), mig_running_at_ready
 # and summary.md (medians per setting and the ratios), from migrate-report.py.
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -198,8 +198,10 @@ big_to_fast() {
   nd_restart fast "$1"
 }
 
-# cold_start ID: caches must be dropped by the caller. Prints "SECONDS" (none
-# when the probe did not fire) and leaves the disk counters' window open.
+# cold_start ID: caches must be dropped and counters0 run by the caller. Sets
+# cold_s (seconds to ready, none when the probe did not fire), cold_disk (the
+# emulated disk's "seeks read_mb write_mb" from counters0 to ready) and
+# running_at_ready.
 cold_start() {
   local id=$1 log=$NDT_WORKDIR/logs/$1.out pid rc=0 t0 t
   t0=$(now)
@@ -207,6 +209,7 @@ cold_start() {
   pid=$!
   bench_probe_wait "$probe" "$log" "$budget" "$pid" || rc=$?
   t=$(ndt_elapsed "$t0")
+  cold_disk=$(counters_since)  # as run.sh: the disk window ends at ready, before the stop
   running_at_ready=0
   [[ -n "${mig_pid:-}" && ! -e "$NDT_WORKDIR/mig.done" ]] && running_at_ready=1
   stop_container "$id" "$pid"
@@ -230,7 +233,7 @@ if ((overlay)); then
     drop_caches
     l=$(load1); counters0
     cold_start "ovl-$round"
-    read -r s r w < <(counters_since)
+    read -r s r w <<<"$cold_disk"
     row "$round" - cold_overlay_slow "$cold_s" "" "$l" "$s" "$r" "$w" ""
   done
   ctrw image rm "$small_ref" >/dev/null 2>&1 || true
@@ -276,7 +279,7 @@ for ((round = 1; round <= runs; round++)); do
     drop_caches
     l=$(load1); counters0
     cold_start "nomig-$round-$k"
-    read -r s r w < <(counters_since)
+    read -r s r w <<<"$cold_disk"
     row "$round" "$T" cold_nomig "$cold_s" "" "$l" "$s" "$r" "$w" ""
 
     drop_caches
@@ -299,7 +302,7 @@ for ((round = 1; round <= runs; round++)); do
     [[ -e "$NDT_WORKDIR/mig.done" ]] && ndt_log "the migration ended within --delay $delay s: the cold start does not overlap it"
     cold_start "during-$round-$k"
     running=$running_at_ready
-    read -r s r w < <(counters_since)
+    read -r s r w <<<"$cold_disk"
     row "$round" "$T" cold_during "$cold_s" "" "$l" "$s" "$r" "$w" "$running"
     wait "$mig_pid" || ndt_fail "background migration failed"
     mig_pid=""
