@@ -14,6 +14,8 @@ packages=(
   containerd runc docker-registry umoci skopeo busybox-static
   libre2-dev
   curl attr jq util-linux procps coreutils findutils kmod iproute2 fio
+  # the tests' slow tier is an ext4 image (mkfs.ext4; chattr for immutable files)
+  e2fsprogs
 )
 
 "$(dirname "$0")/apt-install-missing.sh" "${packages[@]}"

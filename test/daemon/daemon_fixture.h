@@ -6,7 +6,13 @@
 //   c.Prepare("k", "", {}, &mounts);
 //   d.Restart(/*hard=*/true);              // SIGKILL, start again
 //   // ~DaemonProcess: SIGTERM (SIGKILL after a grace period), unmounts
-//   // whatever a test left mounted under the temp dir, deletes the dir.
+//   // whatever a test left mounted under the temp dir (the tier filesystems
+//   // too), deletes the dir.
+//
+// The tiers are two real filesystems unless a test asks otherwise: a tmpfs
+// (fast) and a loop-mounted ext4 image (slow), mounted at <root>/fast and
+// <root>/slow (tier_fs.h; DaemonOptions::tier_fs, fast_tier_bytes,
+// slow_tier_bytes; NDT_SAME_FS_TIERS=1 puts both on one filesystem).
 //
 // The daemon binary comes from $NDOCKER_BIN, else from the path compiled in
 // (NDOCKER_DAEMON_BIN, the build's ndocker-snapshotter).
@@ -21,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +52,7 @@
 #include "grpcpp/grpcpp.h"
 #include "snapshotter/mount_linux.h"
 #include "snapshotter/types.h"
+#include "test/daemon/tier_fs.h"
 
 #ifndef NDOCKER_DAEMON_BIN
 #define NDOCKER_DAEMON_BIN ""
@@ -163,6 +171,75 @@ inline std::map<std::string, std::string> ListTree(const std::string& root) {
   return out;
 }
 
+// FNV-1a 64 of a file's bytes, in hex ("unreadable: ..." when it cannot be read).
+inline std::string FileDigest(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::string("unreadable: ") + std::strerror(errno);
+  uint64_t h = 1469598103934665603ULL;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return std::string("read error: ") + std::strerror(err);
+    }
+    if (n == 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      h ^= static_cast<unsigned char>(buf[i]);
+      h *= 1099511628211ULL;
+    }
+  }
+  ::close(fd);
+  char hex[24];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+// Every xattr of path (not following symlinks), sorted, "name=value;...".
+inline std::string XattrsOf(const std::string& path) {
+  std::vector<char> names(65536);
+  ssize_t n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n <= 0) return "";
+  std::vector<std::string> out;
+  for (ssize_t i = 0; i < n;) {
+    std::string name(names.data() + i);
+    i += static_cast<ssize_t>(name.size()) + 1;
+    std::vector<char> value(65536);
+    ssize_t v = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    out.push_back(name + "=" + (v >= 0 ? std::string(value.data(), static_cast<size_t>(v)) : "?"));
+  }
+  std::sort(out.begin(), out.end());
+  std::string joined;
+  for (const std::string& x : out) joined += (joined.empty() ? "" : ";") + x;
+  return joined;
+}
+
+// ListTree (without directory sizes) plus, for the byte-identical checks of
+// copies across filesystems: owner, the content digest and link count of
+// every regular file, every xattr, and for character devices (whiteouts) the
+// device number.
+inline std::map<std::string, std::string> ContentTree(const std::string& root) {
+  std::map<std::string, std::string> out = ListTree(root);
+  for (auto& [rel, line] : out) {
+    const std::string abs = rel == "." ? root : root + "/" + rel;
+    struct stat st;
+    if (::lstat(abs.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      // A directory's size is the filesystem's business (tmpfs: entries, ext4: blocks).
+      const size_t at = line.find(" size=");
+      if (at != std::string::npos) line.erase(at, line.find(' ', at + 1) - at);
+    }
+    line += " owner=" + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+    if (S_ISREG(st.st_mode)) line += " nlink=" + std::to_string(st.st_nlink) + " data=" + FileDigest(abs);
+    if (S_ISCHR(st.st_mode)) line += " rdev=" + std::to_string(st.st_rdev);
+    const std::string x = XattrsOf(abs);
+    if (!x.empty()) line += " xattrs={" + x + "}";
+  }
+  return out;
+}
+
 inline std::string DiffMaps(const std::map<std::string, std::string>& a,
                             const std::map<std::string, std::string>& b) {
   std::ostringstream d;
@@ -175,42 +252,6 @@ inline std::string DiffMaps(const std::map<std::string, std::string>& a,
     if (!a.contains(k)) d << "  + " << k << ": " << v << "\n";
   }
   return d.str();
-}
-
-// Mount points at or below `prefix` in this mount namespace (decoded).
-inline std::vector<std::string> MountPointsUnder(const std::string& prefix) {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, mp;
-    fields >> id >> parent >> devno >> root >> mp;
-    std::string decoded;
-    for (size_t i = 0; i < mp.size(); ++i) {
-      if (mp[i] == '\\' && i + 3 < mp.size()) {
-        decoded += static_cast<char>(std::stoi(mp.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        decoded += mp[i];
-      }
-    }
-    if (decoded == prefix || decoded.rfind(prefix + "/", 0) == 0) out.push_back(decoded);
-  }
-  return out;
-}
-
-// Detaches every mount at or below `prefix`, deepest first. True when none is
-// left.
-inline bool UnmountAllUnder(const std::string& prefix) {
-  for (int round = 0; round < 8; ++round) {
-    std::vector<std::string> mps = MountPointsUnder(prefix);
-    if (mps.empty()) return true;
-    std::sort(mps.begin(), mps.end(),
-              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-    for (const std::string& mp : mps) ::umount2(mp.c_str(), MNT_DETACH);
-  }
-  return MountPointsUnder(prefix).empty();
 }
 
 inline std::vector<ndocker::Mount> ToCore(const google::protobuf::RepeatedPtrField<PbMount>& mounts) {
@@ -448,18 +489,45 @@ struct DaemonOptions {
   // When set, <tmp>/run is created with this mode before the first start.
   std::optional<mode_t> precreate_run_dir;
   std::vector<std::string> extra_args;
+  // Where the tiers live (tier_fs.h). kSeparate: fast = a tmpfs of
+  // fast_tier_bytes at <root>/fast, slow = an ext4 image of slow_tier_bytes
+  // mounted at <root>/slow. kSame: plain dirs <root>/fast and <root>/slow on
+  // the temp dir's filesystem. NDT_SAME_FS_TIERS=1 in the environment (or
+  // not being root) turns kSeparate into kSame.
+  TierFs tier_fs = TierFs::kSeparate;
+  uint64_t fast_tier_bytes = 256 * kMiB;
+  uint64_t slow_tier_bytes = 768 * kMiB;
+  // Serve these tier dirs (e.g. another fixture's fast_dir()/slow_dir()) via
+  // --fast-path/--slow-path instead of tiers of its own (tier_fs is then
+  // ignored).
+  std::optional<std::string> fast_path, slow_path;
+  // false: the constructor makes the dirs and tiers but does not start the
+  // daemon (Start() or RunExpectingExit() later).
+  bool start = true;
   // Added to the child's environment ("NAME=value"); set_env() changes it
   // for the next Start().
   std::vector<std::string> env;
 };
 
+// The tier layout a fixture with these options gets.
+inline TierFs EffectiveTierFs(const DaemonOptions& o) {
+  if (o.tier_fs == TierFs::kSame) return TierFs::kSame;
+  const char* env = std::getenv("NDT_SAME_FS_TIERS");
+  if (env != nullptr && std::string(env) == "1") return TierFs::kSame;
+  if (::geteuid() != 0) return TierFs::kSame;
+  return TierFs::kSeparate;
+}
+
 class DaemonProcess {
  public:
   explicit DaemonProcess(DaemonOptions options = {}) : options_(std::move(options)) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/ndocker-daemon-XXXXXX";
+    std::string tmpl = DaemonTestTmpParent() + "/ndocker-daemon-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     base_ = tmpl;
+    // Whose dir this is, for ReapStaleDaemonDirs after a SIGKILL; and what
+    // to detach on a signal.
+    WriteFile(base_ + "/" + kOwnerFile, ProcessIdentity(::getpid()) + "\n");
+    emergency_slot_ = EmergencyRegister(base_);
     root_ = base_ + "/" + options_.root_name;
     run_dir_ = base_ + "/run";
     socket_ = run_dir_ + "/nd.sock";
@@ -478,7 +546,8 @@ class DaemonProcess {
       }
     }
     try {
-      Start();
+      SetUpTiers();
+      if (options_.start) Start();
     } catch (...) {
       Cleanup();
       throw;
@@ -495,8 +564,13 @@ class DaemonProcess {
   const std::string& run_dir() const { return run_dir_; }
   const std::string& socket_path() const { return socket_; }
   const std::string& log_path() const { return log_; }
-  std::string fast_dir() const { return root_ + "/fast"; }
-  std::string slow_dir() const { return root_ + "/slow"; }
+  const std::string& fast_dir() const { return fast_dir_; }
+  const std::string& slow_dir() const { return slow_dir_; }
+  std::string tier_dir(const std::string& tier) const { return tier == "fast" ? fast_dir_ : slow_dir_; }
+  // kSeparate: the tiers are the tmpfs and the ext4 image of this fixture.
+  TierFs tier_fs() const { return tier_fs_; }
+  // The slow tier's ext4 image (kSeparate), else "".
+  const std::string& slow_image() const { return slow_image_; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
 
@@ -520,19 +594,47 @@ class DaemonProcess {
     }
   }
 
-  // Starts the daemon and waits until its socket accepts a gRPC connection.
-  void Start() {
-    if (pid_ > 0) throw std::runtime_error("daemon already running");
+  // The daemon's command line (binary first) as Start() runs it.
+  std::vector<std::string> Args() const {
     const std::string bin = DaemonBinary();
     if (bin.empty() || ::access(bin.c_str(), X_OK) != 0) {
       throw std::runtime_error("daemon binary not found: set NDOCKER_BIN (got \"" + bin + "\")");
     }
     std::vector<std::string> args = {bin, "--root", root_, "--address", socket_, "--log-level", "debug"};
+    if (options_.fast_path) args.insert(args.end(), {"--fast-path", *options_.fast_path});
+    if (options_.slow_path) args.insert(args.end(), {"--slow-path", *options_.slow_path});
     if (std::find(options_.extra_args.begin(), options_.extra_args.end(), "--config") ==
         options_.extra_args.end()) {
       args.insert(args.end(), {"--config", config_});
     }
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+    return args;
+  }
+
+  // Arguments for every later start (e.g. a flag a test adds after a refusal).
+  void AddArgs(const std::vector<std::string>& extra) {
+    options_.extra_args.insert(options_.extra_args.end(), extra.begin(), extra.end());
+  }
+
+  // Runs the daemon in the foreground with Args() + extra, for a start that
+  // must fail: it is expected to exit by itself; after `timeout` it is killed
+  // (status of timeout(1): exit 124). Output is captured, not logged.
+  CommandResult RunExpectingExit(const std::vector<std::string>& extra = {},
+                                 std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    if (pid_ > 0) throw std::runtime_error("RunExpectingExit: the fixture's daemon is running");
+    // options_.env as Start() sets it; never an inherited fault point.
+    std::vector<std::string> cmd = {"env", "-u", "NDOCKER_FAULT_POINT"};
+    cmd.insert(cmd.end(), options_.env.begin(), options_.env.end());
+    cmd.insert(cmd.end(), {"timeout", "--kill-after=5", std::to_string(timeout.count())});
+    for (const std::string& a : Args()) cmd.push_back(a);
+    cmd.insert(cmd.end(), extra.begin(), extra.end());
+    return RunCommand(cmd);
+  }
+
+  // Starts the daemon and waits until its socket accepts a gRPC connection.
+  void Start() {
+    if (pid_ > 0) throw std::runtime_error("daemon already running");
+    std::vector<std::string> args = Args();
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -583,6 +685,7 @@ class DaemonProcess {
     ::close(log_fd);
     if (null_fd >= 0) ::close(null_fd);
     pid_ = pid;
+    EmergencySetDaemon(emergency_slot_, pid_);
     ++starts_;
 
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -590,6 +693,7 @@ class DaemonProcess {
       int wstatus = 0;
       if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
         pid_ = -1;
+        EmergencySetDaemon(emergency_slot_, -1);
         last_exit_status_ = wstatus;
         throw std::runtime_error("daemon exited during startup (status " + std::to_string(wstatus) +
                                  "); log:\n" + LogTail());
@@ -625,6 +729,7 @@ class DaemonProcess {
       std::fprintf(stderr, "daemon test: daemon %d had already exited (status %d); log:\n%s\n", pid_,
                    wstatus, LogTail().c_str());
       pid_ = -1;
+      EmergencySetDaemon(emergency_slot_, -1);
       last_exit_status_ = wstatus;
       return wstatus;
     }
@@ -641,6 +746,7 @@ class DaemonProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     pid_ = -1;
+    EmergencySetDaemon(emergency_slot_, -1);
     last_exit_status_ = wstatus;
     return wstatus;
   }
@@ -674,6 +780,7 @@ class DaemonProcess {
     int wstatus = 0;
     ::waitpid(pid_, &wstatus, 0);
     pid_ = -1;
+    EmergencySetDaemon(emergency_slot_, -1);
     last_exit_status_ = wstatus;
     return wstatus;
   }
@@ -688,6 +795,46 @@ class DaemonProcess {
   int starts() const { return starts_; }
 
  private:
+  // Makes <root> and the tier filesystems (kSeparate) before the first start.
+  void SetUpTiers() {
+    // Tier paths from options_.fast_path/slow_path, or passed by the test
+    // itself as --fast-path/--slow-path in extra_args (e.g. TierFilesystems').
+    std::optional<std::string> fast = options_.fast_path, slow = options_.slow_path;
+    for (size_t i = 0; i < options_.extra_args.size(); ++i) {
+      const std::string& a = options_.extra_args[i];
+      for (const auto& [flag, out] : {std::pair<std::string, std::optional<std::string>*>{"--fast-path", &fast},
+                                      {"--slow-path", &slow}}) {
+        if (a == flag && i + 1 < options_.extra_args.size()) *out = options_.extra_args[i + 1];
+        if (a.rfind(flag + "=", 0) == 0) *out = a.substr(flag.size() + 1);
+      }
+    }
+    if (fast || slow) {
+      fast_dir_ = fast.value_or(root_ + "/fast");
+      slow_dir_ = slow.value_or(root_ + "/slow");
+      tier_fs_ = TierFs::kSame;  // not ours to say
+      if (fast && slow) {
+        std::error_code ec;
+        if (std::filesystem::exists(fast_dir_, ec) && std::filesystem::exists(slow_dir_, ec)) {
+          tier_fs_ = DeviceOf(fast_dir_) == DeviceOf(slow_dir_) ? TierFs::kSame : TierFs::kSeparate;
+        }
+      }
+      return;
+    }
+    fast_dir_ = root_ + "/fast";
+    slow_dir_ = root_ + "/slow";
+    tier_fs_ = EffectiveTierFs(options_);
+    if (tier_fs_ == TierFs::kSame) {
+      if (options_.tier_fs == TierFs::kSeparate && ::geteuid() != 0) {
+        std::fprintf(stderr, "daemon test: not root: both tiers on the temp dir's filesystem\n");
+      }
+      return;
+    }
+    if (::mkdir(root_.c_str(), 0700) != 0) throw std::runtime_error("mkdir " + root_ + ": " + std::strerror(errno));
+    MountTmpfs(fast_dir_, options_.fast_tier_bytes);
+    slow_image_ = base_ + "/slow-tier.img";
+    MountExt4Image(slow_image_, slow_dir_, options_.slow_tier_bytes);
+  }
+
   bool SocketAccepts() const {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
@@ -709,22 +856,35 @@ class DaemonProcess {
     } catch (...) {
     }
     if (base_.empty()) return;
-    // A failed assertion may have left a snapshot mounted under the dir.
+    // A failed assertion may have left a snapshot mounted under the dir; the
+    // tier filesystems are mounts under it too (deepest first: theirs last).
+    if (std::getenv("NDOCKER_KEEP_TEST_DIRS") != nullptr && !slow_image_.empty()) {
+      std::fprintf(stderr, "daemon test: NDOCKER_KEEP_TEST_DIRS: the tmpfs fast tier's content is lost at unmount\n");
+    }
     if (!UnmountAllUnder(base_)) {
       std::fprintf(stderr, "daemon test: mounts remain under %s; leaving it in place\n", base_.c_str());
       return;
     }
+    if (!slow_image_.empty() && !DetachLoopDevicesOf(slow_image_)) {
+      std::fprintf(stderr, "daemon test: a loop device still uses %s\n", slow_image_.c_str());
+    }
     if (std::getenv("NDOCKER_KEEP_TEST_DIRS") != nullptr) {
-      std::fprintf(stderr, "daemon test: kept %s\n", base_.c_str());
+      std::fprintf(stderr, "daemon test: kept %s (the slow tier is in %s)\n", base_.c_str(),
+                   slow_image_.empty() ? "<root>/slow" : slow_image_.c_str());
+      EmergencyRelease(emergency_slot_);
       return;
     }
-    std::error_code ec;
-    std::filesystem::remove_all(base_, ec);
+    if (!RemoveTree(base_)) std::fprintf(stderr, "daemon test: could not remove %s\n", base_.c_str());
+    EmergencyRelease(emergency_slot_);
+    emergency_slot_ = -1;
     base_.clear();
   }
 
   DaemonOptions options_;
   std::string base_, root_, run_dir_, socket_, log_, config_;
+  std::string fast_dir_, slow_dir_, slow_image_;
+  TierFs tier_fs_ = TierFs::kSame;
+  int emergency_slot_ = -1;
   pid_t pid_ = -1;
   int starts_ = 0;
   std::optional<int> last_exit_status_;

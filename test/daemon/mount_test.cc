@@ -92,7 +92,7 @@ class Chain {
         REQUIRE(upper.has_value());
         dir = *upper;
       }
-      const std::string tier_root = d.root() + "/" + TierOf(i) + "/snapshots/";
+      const std::string tier_root = d.tier_dir(TierOf(i)) + "/snapshots/";
       CHECK(dir.rfind(tier_root, 0) == 0);
       WriteFile(dir + "/" + LayerFile(i), LayerContent(i));
       if (i == kWhiteoutLayer) {
@@ -144,7 +144,7 @@ TEST_CASE_METHOD(Chain, "a 128-deep two-tier chain with a whiteout mounts with M
     const int layer = kLayers - 1 - j;
     INFO("lowerdir " << j << " = " << lowers[j] << " (layer " << layer << ")");
     CHECK(fs::canonical(lowers[j]) == fs::canonical(layer_fs[layer]));
-    CHECK(fs::canonical(lowers[j]).string().rfind(d.root() + "/" + TierOf(layer) + "/", 0) == 0);
+    CHECK(fs::canonical(lowers[j]).string().rfind(d.tier_dir(TierOf(layer)) + "/", 0) == 0);
   }
 
   // The options really are too long for one mount(2) page, so MountAll has

@@ -9,6 +9,7 @@
 #    resolved) are that folder's fs and work;
 #  - a file the container writes shows up in that folder's fs;
 # and an unknown tier name is refused with a clear error and leaves nothing.
+# Runs on two tier filesystems (tmpfs, ext4), or on one with NDT_SAME_FS_TIERS=1.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,6 +19,12 @@ ndt_setup tiers
 SN=$NDOCKER_SNAPSHOTTER_NAME
 
 ndt_start_and_pull
+if [[ "${NDT_SAME_FS_TIERS:-0}" == 1 ]]; then
+  assert_eq "$(stat -c %d "$(ndocker_tier_dir fast)")" "$(stat -c %d "$(ndocker_tier_dir slow)")" \
+    "NDT_SAME_FS_TIERS=1: both tiers on one filesystem (device)"
+else
+  assert_eq "tmpfs ext4" "$(ndt_tier_fstype fast) $(ndt_tier_fstype slow)" "tier filesystems (fast slow)"
+fi
 ndt_log "image layers are on: $(ndocker_snapshot_dirs | cut -d/ -f1 | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }')"
 
 # check_tier TIER
