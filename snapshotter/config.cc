@@ -196,8 +196,8 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   }
   Config c;
   NDOCKER_RETURN_IF_ERROR(CheckKeys(root, "the top level",
-                                    {"root", "address", "log_level", "tiers", "placement", "migration", "lass"}));
-  NDOCKER_RETURN_IF_ERROR(CheckTables(root, "", {"tiers", "placement", "migration", "lass"}));
+                                    {"root", "address", "log_level", "tiers", "placement", "migration", "lass", "hbcsa"}));
+  NDOCKER_RETURN_IF_ERROR(CheckTables(root, "", {"tiers", "placement", "migration", "lass", "hbcsa"}));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "root", &c.root));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "address", &c.address));
   NDOCKER_RETURN_IF_ERROR(ReadString(root, "log_level", &c.log_level));
@@ -227,6 +227,20 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
     }
   }
   if (const toml::table* l = root["lass"].as_table()) NDOCKER_RETURN_IF_ERROR(ReadLass(*l, &c.lass));
+  if (const toml::table* h = root["hbcsa"].as_table()) {
+    NDOCKER_RETURN_IF_ERROR(CheckKeys(*h, "[hbcsa]", {"enabled", "quiet_ms", "limit_ms", "max_files"}));
+    NDOCKER_RETURN_IF_ERROR(ReadBool(*h, "hbcsa.", "enabled", &c.hbcsa.enabled));
+    for (auto [key, out] : {std::pair{"quiet_ms", &c.hbcsa.quiet_ms}, std::pair{"limit_ms", &c.hbcsa.limit_ms},
+                            std::pair{"max_files", &c.hbcsa.max_files}}) {
+      if (const toml::node* n = h->get(key)) {
+        auto v = n->value_exact<int64_t>();
+        if (!v || *v < 1) {
+          return absl::InvalidArgumentError(absl::StrCat("config: hbcsa.", key, " must be a whole number >= 1"));
+        }
+        *out = *v;
+      }
+    }
+  }
   return c;
 }
 

@@ -27,6 +27,14 @@ struct LassConfig {
   int64_t slow_store_bytes_per_second = int64_t{150} << 20;
 };
 
+// HBCSA part 1: cold starts traced (fanotify) into per-image profiles.
+struct HbcsaConfig {
+  bool enabled = true;
+  int64_t quiet_ms = 2000;    // a trace ends when the container opened nothing new for this long
+  int64_t limit_ms = 30000;   // or at this limit from its first open
+  int64_t max_files = 100000; // per profile
+};
+
 struct Config {
   std::string root = kDefaultRoot;
   std::string address = kDefaultAddress;
@@ -45,6 +53,7 @@ struct Config {
   bool migrate_idle_io_priority = true;
   int64_t reap_interval_seconds = 30;
   LassConfig lass;
+  HbcsaConfig hbcsa;
 
   SnapshotterOptions ToOptions() const;
 };

@@ -190,6 +190,7 @@ std::vector<MountUse::DirPlace> MountUse::PlacesOf(const std::vector<std::string
 
 bool MountUse::PathInUse(const std::string& dir) const {
   const std::vector<std::string> spellings = Spellings(dir);
+  if (spellings.empty()) return true;  // "": not a directory we can reason about
   for (const auto& s : spellings) {
     // A relative path we cannot resolve: we cannot tell, so it is in use.
     if (s[0] != '/') return true;

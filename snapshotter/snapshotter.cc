@@ -318,6 +318,8 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   FaultPoint(fault::kPrepareAfterLink);
 
   std::vector<Mount> mounts;
+  const bool observe = options_.observer && kind == Kind::kActive && request.unpack_chain_id.empty();
+  ndocker::RootfsPrepared rootfs;
   NDOCKER_RETURN_IF_ERROR(meta_->Update([&](MetaTxn& txn) -> absl::Status {
     // Again under the write lock: the parent may have gone, the key come.
     if (!parent.empty()) {
@@ -345,9 +347,23 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     auto m = MountsFor(txn, rec);
     if (!m.ok()) return m.status();
     mounts = *std::move(m);
+    if (observe) {
+      rootfs.key = key;
+      rootfs.id = id;
+      rootfs.upper_dir = fs;
+      rootfs.labels = rec.labels;
+      for (std::string p = parent; !p.empty();) {
+        auto pr = txn.Get(p);
+        if (!pr.ok()) return pr.status();
+        if (!pr->has_value()) break;
+        rootfs.lowers.push_back({p, layout_.FsDir((*pr)->tier, (*pr)->id, (*pr)->generation)});
+        p = (*pr)->parent;
+      }
+    }
     return absl::OkStatus();
   }));
   committed = true;
+  if (observe) options_.observer->RootfsPrepared(rootfs);
   FaultPoint(fault::kPrepareAfterTxn);
   spdlog::info("msg=\"{} snapshot\" key={} parent={} id={} tier={} rule={} reason={}",
                kind == Kind::kActive ? "prepared" : "viewed", Q(key), Q(parent), id,
@@ -553,6 +569,7 @@ absl::Status Snapshotter::Remove(const std::string& key) {
   if (removed.kind == Kind::kCommitted && removed.tier == Tier::kFast) {
     ledger_.Release(removed.size);
   }
+  if (options_.observer) options_.observer->Removed(key, removed.kind);
   // Like containerd's overlay plugin (asynchronous remove): the data goes at
   // the Cleanup that containerd's GC runs right after its Removes.
   spdlog::info("msg=\"removed snapshot\" key={} id={} tier={}", Q(key), removed.id,

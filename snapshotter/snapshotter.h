@@ -19,6 +19,7 @@
 #include "snapshotter/id_allocator.h"
 #include "snapshotter/metastore.h"
 #include "snapshotter/mover.h"
+#include "snapshotter/observer.h"
 #include "snapshotter/placement.h"
 #include "snapshotter/tier_owner.h"
 #include "snapshotter/tier_flusher.h"
@@ -41,6 +42,8 @@ struct SnapshotterOptions {
   bool flush_slow_commits = false;
   // Consulted for every new snapshot without an ndocker.tier label (LASS).
   std::shared_ptr<PlacementAdvisor> advisor;
+  // Told about container rootfs snapshots and removals (HBCSA's tracer).
+  std::shared_ptr<SnapshotObserver> observer;
   // Sync copies made when a snapshot moves between tiers before switching.
   bool sync_migrations = true;
   // What to do with tiers this root's metadata does not own (tier_owner.h).
@@ -108,6 +111,8 @@ class Snapshotter {
   absl::StatusOr<std::vector<TierStats>> Stats();
   absl::StatusOr<std::vector<SnapshotEntry>> Entries();
   StoreHealth Health();
+  // The metadata store, for components that keep their records in it.
+  MetaStore& store() { return *meta_; }
   const Layout& layout() const { return layout_; }
   // Measured write-back rate of the slow tier (0 = not measured yet).
   double SlowFlushBytesPerSecond() const {

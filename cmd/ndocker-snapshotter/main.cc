@@ -14,6 +14,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "hbcsa/profiles/profile_store.h"
+#include "hbcsa/recorder/cold_start_recorder.h"
+#include "hbcsa/tracer/tracer.h"
 #include "lass/advisor.h"
 #include "lass/content_watcher.h"
 #include "lass/watcher_source.h"
@@ -172,6 +175,19 @@ int Run(int argc, char** argv) {
   config.flush_slow_commits = ResolveFlush(config, &flush_why);
   SnapshotterOptions options = config.ToOptions();
   options.advisor = advisor;
+  // HBCSA: the core tells the recorder about container rootfs snapshots; the
+  // recorder has the tracer watch them and merges traces into profiles.
+  std::shared_ptr<hbcsa::ColdStartRecorder> recorder;
+  if (config.hbcsa.enabled) {
+    recorder = std::make_shared<hbcsa::ColdStartRecorder>([sessions](const std::string& top) -> std::string {
+      if (!sessions) return "";
+      for (const lass::PullSession& s : sessions->SessionsWithChain(top)) {
+        if (!s.layers.empty() && s.layers.back().chain_id == top) return s.manifest_digest;
+      }
+      return "";
+    });
+    options.observer = recorder;
+  }
   if (absl::Status st = ParseClaimMode(claim_tiers, &options.claim_tiers); !st.ok()) {
     std::cerr << "ndocker-snapshotter: --claim-tiers: " << st.message() << "\n";
     return 2;
@@ -191,6 +207,27 @@ int Run(int argc, char** argv) {
   }
 
   core_for_rate->store(core->get());
+  std::unique_ptr<hbcsa::ProfileStore> profiles;
+  std::unique_ptr<hbcsa::Tracer> tracer;
+  if (recorder) {
+    profiles = std::make_unique<hbcsa::ProfileStore>((*core)->store(), static_cast<size_t>(config.hbcsa.max_files));
+    hbcsa::TracerOptions to;
+    to.assembler.quiet = absl::Milliseconds(config.hbcsa.quiet_ms);
+    to.assembler.limit = absl::Milliseconds(config.hbcsa.limit_ms);
+    to.assembler.max_files = static_cast<size_t>(config.hbcsa.max_files);
+    auto started = hbcsa::Tracer::Start({(*core)->layout().TierRoot(Tier::kFast),
+                                         (*core)->layout().TierRoot(Tier::kSlow)},
+                                        to, recorder.get());
+    if (started.ok()) {
+      tracer = *std::move(started);
+      spdlog::info("msg=\"cold-start tracer running\" quiet_ms={} limit_ms={}", config.hbcsa.quiet_ms,
+                   config.hbcsa.limit_ms);
+    } else {
+      // Tracing is an optimisation: never a reason not to serve.
+      spdlog::warn("msg=\"cold-start tracer not running\" error={}", Q(started.status().message()));
+    }
+    recorder->Attach(tracer.get(), profiles.get());
+  }
   SnapshotsService snapshots(core->get());
   AdminService admin(core->get(), kVersion,
                      [advisor](const std::string& digest) { return advisor->Plan(digest); });

@@ -48,6 +48,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "containerd/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "snapshotter/mount_linux.h"
@@ -265,7 +266,7 @@ inline std::vector<ndocker::Mount> ToCore(const google::protobuf::RepeatedPtrFie
 // A mount list as text (for comparisons that print well).
 inline std::string MountsString(const google::protobuf::RepeatedPtrField<PbMount>& mounts) {
   std::string out;
-  for (const PbMount& m : mounts) out += "{" + m.ShortDebugString() + "}";
+  for (const PbMount& m : mounts) absl::StrAppend(&out, "{", m.ShortDebugString(), "}");
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "test/daemon/daemon_fixture.h"
 
@@ -593,8 +594,8 @@ TEST_CASE("concurrent clients building chains on both tiers", "[daemon][protocol
     threads.emplace_back([&, t] {
       std::string parent;
       for (int i = 0; i < kDepth; ++i) {
-        const std::string key = "t" + std::to_string(t) + "/extract-" + std::to_string(i);
-        const std::string name = "t" + std::to_string(t) + "/layer-" + std::to_string(i);
+        const std::string key = absl::StrCat("t", t, "/extract-", i);
+        const std::string name = absl::StrCat("t", t, "/layer-", i);
         Mounts m;
         if (!note("prepare " + key, d.client().Prepare(key, parent, {{kTierLabelKey, i % 2 ? "slow" : "fast"}}, &m))) return;
         const std::string dir = m[0].type() == "bind" ? m[0].source() : MountOption(m[0], "upperdir").value_or("?");
@@ -620,8 +621,8 @@ TEST_CASE("concurrent clients building chains on both tiers", "[daemon][protocol
   REQUIRE_OK(d.client().Cleanup());
   for (int t = 0; t < kThreads; ++t) {
     Mounts m;
-    const std::string top = "t" + std::to_string(t) + "/top";
-    REQUIRE_OK(d.client().Prepare(top, "t" + std::to_string(t) + "/layer-" + std::to_string(kDepth - 1), {}, &m));
+    const std::string top = absl::StrCat("t", t, "/top");
+    REQUIRE_OK(d.client().Prepare(top, absl::StrCat("t", t, "/layer-", kDepth - 1), {}, &m));
     auto lower = MountOption(m[0], "lowerdir");
     REQUIRE(lower.has_value());
     const std::vector<std::string> lowers = absl::StrSplit(*lower, ':');

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "test/unit/temp_dir.h"
@@ -155,7 +156,7 @@ TEST_CASE("every record field survives Put and Get", "[metastore]") {
         x.tier = t;
         x.size = -1;
         x.inodes = 0;
-        const std::string key = "k" + std::to_string(id);
+        const std::string key = absl::StrCat("k", id);
         Put(*s, key, x);
         auto y = Get(*s, key);
         REQUIRE(y.has_value());
@@ -184,7 +185,7 @@ TEST_CASE("every record field survives Put and Get", "[metastore]") {
         SnapshotRecord x = Rec(static_cast<uint64_t>(1000 + n));
         x.created = created;
         x.updated = updated;
-        const std::string key = "t" + std::to_string(n++);
+        const std::string key = absl::StrCat("t", n++);
         Put(*s, key, x);
         auto y = Get(*s, key);
         REQUIRE(y.has_value());

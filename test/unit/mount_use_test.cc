@@ -216,6 +216,10 @@ TEST_CASE("PathInUse: mount points, upperdirs, workdirs and absolute lowerdirs",
   // The links dir holds the lowerdirs named through it.
   CHECK(u.PathInUse("/var/lib/nd/l/z"));
   CHECK_FALSE(u.PathInUse("/var/lib/nd/l/y"));
+  // Paths we cannot place are in use: never delete on a guess.
+  CHECK(u.PathInUse(""));
+  CHECK(u.PathInUse("relative/that/does/not/exist"));
+  CHECK(u.PathInUse("/"));
 }
 
 TEST_CASE("MountUse resolves the links dir and tier roots through symlinks", "[mount_use]") {
