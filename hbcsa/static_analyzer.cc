@@ -435,16 +435,18 @@ class ArgvWalker {
         return;
       }
       AddHops(*found, label, prog);
-      const std::string name(Basename(prog));
+      std::string name(Basename(prog));
       const std::string real(Basename(found->path));
       const size_t layer = found->ref.layer;
-      const std::string where = absl::StrCat(label, " ", prog, " resolves to /", found->path, " in this layer");
-
-      if (real == "busybox" && name == "busybox") {  // `busybox sh -c ...`: the applet is the program
-        Add(layer, LayerClass::kBase, absl::StrCat(where, " (busybox, running an applet)"));
+      std::string where = absl::StrCat(label, " ", prog, " resolves to /", found->path, " in this layer");
+      if (real == "busybox" && name == "busybox") {  // `busybox APPLET ...`: the applet is the program
+        if (argv.size() < 2) {
+          Add(layer, LayerClass::kBase, absl::StrCat(where, " (busybox without an applet)"));
+          return;
+        }
         argv.erase(argv.begin());
-        script_mode = false;
-        continue;
+        name = argv[0];
+        where = absl::StrCat(label, " ", prog, " ", name, " resolves to /", found->path, " in this layer");
       }
       if (IsWrapper(name) || IsWrapper(real)) {
         Add(layer, LayerClass::kBase, absl::StrCat(where, " (a wrapper; the command follows)"));
@@ -794,12 +796,19 @@ ImageAnalysis AnalyzeImage(const ImageConfigFacts& facts, const std::vector<Laye
   }
 
   // The entrypoint, through PATH and symlinks across layers.
+  std::vector<size_t> before_walk(n);
+  for (size_t i = 0; i < n; ++i) before_walk[i] = evidence[i].size();
   ArgvWalker walker(facts, view, &evidence, &out.notes);
   const std::vector<std::string> argv = facts.Argv();
   walker.Walk(argv, facts.entrypoint.empty() ? "cmd" : "entrypoint", /*quiet=*/false);
   // An entrypoint script usually ends with `exec "$@"`: Cmd is then a
   // command too.
   if (!facts.entrypoint.empty() && !facts.cmd.empty()) walker.Walk(facts.cmd, "cmd", /*quiet=*/true);
+  // What the entrypoint runs is the strongest reason: it goes first.
+  for (size_t i = 0; i < n; ++i) {
+    std::rotate(evidence[i].begin(), evidence[i].begin() + static_cast<std::ptrdiff_t>(before_walk[i]),
+                evidence[i].end());
+  }
 
   for (size_t i = 0; i < n; ++i) {
     for (const auto& [engine, hits] : scans[i].engines) {
