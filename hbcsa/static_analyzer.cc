@@ -415,9 +415,11 @@ constexpr const char* kAppDirs[] = {"app", "usr/src/app", "usr/app", "opt/app", 
 
 class ArgvWalker {
  public:
-  ArgvWalker(const ImageConfigFacts& facts, const MergedView& view, std::vector<std::vector<Evidence>>* evidence,
-             std::vector<std::string>* notes)
-      : facts_(facts), view_(view), evidence_(evidence), notes_(notes),
+  // `rootfs[i]`: layer i is the image's root filesystem (the bottom layer,
+  // or an ADD of a rootfs archive to "/").
+  ArgvWalker(const ImageConfigFacts& facts, const MergedView& view, std::vector<bool> rootfs,
+             std::vector<std::vector<Evidence>>* evidence, std::vector<std::string>* notes)
+      : facts_(facts), view_(view), rootfs_(std::move(rootfs)), evidence_(evidence), notes_(notes),
         workdir_(NormalizePath(facts.working_dir)) {}
 
   const std::set<std::string>& interpreters() const { return interpreters_; }
@@ -492,6 +494,13 @@ class ArgvWalker {
         AddHops(*s, label, *script);
         Add(s->ref.layer, LayerClass::kApplication,
             absl::StrCat(label, " script ", *script, " resolves to /", s->path, " in this layer"));
+        return;
+      }
+      // `cat`, `sleep` or busybox from the root filesystem: the start reads
+      // one binary of a big shared layer; the trace will find it, the layer
+      // itself goes by LASS.
+      if (layer < rootfs_.size() && rootfs_[layer] && InBinDir(found->path)) {
+        Add(layer, LayerClass::kBase, absl::StrCat(where, " (a base-system tool of the root filesystem)"));
         return;
       }
       Add(layer, LayerClass::kApplication, where);
@@ -608,6 +617,7 @@ class ArgvWalker {
 
   const ImageConfigFacts& facts_;
   const MergedView& view_;
+  const std::vector<bool> rootfs_;
   std::vector<std::vector<Evidence>>* evidence_;
   std::vector<std::string>* notes_;
   const std::string workdir_;
@@ -744,10 +754,16 @@ ImageAnalysis AnalyzeImage(const ImageConfigFacts& facts, const std::vector<Laye
 
   // History: COPY and ADD steps add the application's files.
   const bool history_mapped = facts.layer_created_by.size() == n;
+  std::vector<bool> rootfs(n, false);
+  if (n > 0) rootfs[0] = true;
   for (size_t i = 0; i < n && history_mapped; ++i) {
     out.layers[i].created_by = facts.layer_created_by[i];
     BuildStep step = ParseCreatedBy(facts.layer_created_by[i]);
+    // The bottom layer is the root filesystem unless its step copied
+    // something else (FROM scratch + COPY app /app).
+    if (i == 0) rootfs[0] = step.kind == BuildStep::Kind::kOther || step.IsRootfs(true);
     if (step.kind == BuildStep::Kind::kOther) continue;
+    rootfs[i] = rootfs[i] || step.IsRootfs(i == 0);
     if (step.IsRootfs(i == 0)) {
       evidence[i].push_back({LayerClass::kBase, absl::StrCat("history: ", step.instruction, " (a root filesystem)")});
     } else {
@@ -798,7 +814,7 @@ ImageAnalysis AnalyzeImage(const ImageConfigFacts& facts, const std::vector<Laye
   // The entrypoint, through PATH and symlinks across layers.
   std::vector<size_t> before_walk(n);
   for (size_t i = 0; i < n; ++i) before_walk[i] = evidence[i].size();
-  ArgvWalker walker(facts, view, &evidence, &out.notes);
+  ArgvWalker walker(facts, view, rootfs, &evidence, &out.notes);
   const std::vector<std::string> argv = facts.Argv();
   walker.Walk(argv, facts.entrypoint.empty() ? "cmd" : "entrypoint", /*quiet=*/false);
   // An entrypoint script usually ends with `exec "$@"`: Cmd is then a

@@ -147,8 +147,9 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
 TEST_CASE("hbcsa: a layer shared by two images takes the strongest verdict", "[hbcsa]") {
   ndocker::testing::TempDir dir;
   const Image a = PythonImage(dir.path());
-  // Same bottom layer; this image runs busybox from it.
-  const Image b = MakeImage(dir.path(), {a.layers[0]}, {"ADD file:0 in /"}, {{"Cmd", {"/bin/busybox", "httpd"}}});
+  // Same bottom layer, made by a COPY (FROM scratch) in this image, which runs busybox from it.
+  const Image b = MakeImage(dir.path(), {a.layers[0]}, {"COPY busybox /bin/ # buildkit"},
+                            {{"Cmd", {"/bin/busybox", "httpd"}}});
   REQUIRE(a.chains[0] == b.chains[0]);
   std::vector<lass::PullSession> sessions = {a.Session({true, true, true, true}), b.Session({true})};
   StaticAdvisorOptions o;

@@ -275,6 +275,31 @@ TEST_CASE("hbcsa: perl is an engine only when it runs the entrypoint", "[hbcsa]"
   CHECK(a.layers[1].layer_class == LayerClass::kApplication);
 }
 
+TEST_CASE("hbcsa: a tool of the root filesystem does not make the base layer an application", "[hbcsa]") {
+  const LayerFileList base = Base();
+  const LayerFileList other = List({F("etc/motd")});
+  ImageAnalysis a = AnalyzeImage(Facts({}, {"sleep", "infinity"}, ""), Inputs({&base, &other}));
+  CHECK(a.layers[0].layer_class == LayerClass::kBase);
+  a = AnalyzeImage(Facts({}, {"cat", "/etc/motd"}, "", {"/bin/sh -c #(nop) ADD file:1 in / ", "COPY motd /etc/"}),
+                   Inputs({&base, &other}));
+  INFO(Dump(a));
+  CHECK(a.layers[0].layer_class == LayerClass::kBase);
+  CHECK(HasEvidence(a.layers[0], LayerClass::kBase,
+                    "cmd cat resolves to /bin/cat in this layer (a base-system tool of the root filesystem)"));
+  CHECK(a.layers[1].layer_class == LayerClass::kApplication);
+  // FROM scratch + COPY: the bottom layer is the application.
+  const LayerFileList go = List({X("server")});
+  a = AnalyzeImage(Facts({"/server"}, {}, "", {"COPY server / # buildkit"}), Inputs({&go}));
+  CHECK(a.layers[0].layer_class == LayerClass::kApplication);
+  // A binary in a bin directory of a later layer is the application.
+  const LayerFileList nginx = List({X("usr/sbin/nginx"), F("etc/nginx/nginx.conf")});
+  a = AnalyzeImage(Facts({}, {"nginx", "-g", "daemon off;"}, "", {"ADD file:1 in /", "RUN apt-get install -y nginx"}),
+                   Inputs({&base, &nginx}));
+  CHECK(a.layers[0].layer_class == LayerClass::kBase);
+  CHECK(a.layers[1].layer_class == LayerClass::kApplication);
+  CHECK(HasEvidence(a.layers[1], LayerClass::kApplication, "cmd nginx resolves to /usr/sbin/nginx in this layer"));
+}
+
 TEST_CASE("hbcsa: shells, wrappers and entrypoint scripts", "[hbcsa]") {
   const LayerFileList base = Base();
   const LayerFileList tini = List({X("usr/bin/tini")});
