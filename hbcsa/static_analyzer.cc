@@ -680,6 +680,46 @@ std::string EngineOfExecutable(absl::string_view b) {
   return "";
 }
 
+std::pair<std::string, std::string> EngineOfBuildStep(absl::string_view created_by) {
+  std::vector<absl::string_view> words =
+      absl::StrSplit(created_by, absl::ByAnyChar(" \t\n;&|()'\"=,:/\\"), absl::SkipEmpty());
+  auto installer = [&words](size_t i, absl::string_view tool, absl::string_view verb) {
+    return words[i] == tool && i + 1 < words.size() && words[i + 1] == verb;
+  };
+  for (size_t i = 0; i < words.size(); ++i) {
+    const absl::string_view w = words[i];
+    const std::string found(w);
+    // Installers of a runtime's packages.
+    if (installer(i, "pip", "install") || installer(i, "pip3", "install")) return {"python", "pip install"};
+    if (installer(i, "npm", "install") || installer(i, "npm", "ci") || installer(i, "yarn", "install")) {
+      return {"node", absl::StrCat("npm ", words[i + 1])};
+    }
+    if (installer(i, "gem", "install") || installer(i, "bundle", "install")) return {"ruby", absl::StrCat(w, " install")};
+    if (installer(i, "composer", "install") || w == "docker-php-ext-install") return {"php", found};
+    // Package and archive names.
+    if (StemWithVersion(w, "python") || absl::StartsWith(w, "python3-") || absl::StartsWith(w, "libpython")) {
+      return {"python", found};
+    }
+    if (absl::StartsWith(w, "openjdk") || absl::StartsWith(w, "default-jre") || absl::StartsWith(w, "default-jdk") ||
+        absl::StartsWith(w, "temurin") || absl::StartsWith(w, "OpenJDK") || absl::StrContains(w, "-jre-") ||
+        absl::EndsWith(w, "-jre") || absl::EndsWith(w, "-jdk") || absl::StrContains(w, "-jdk-")) {
+      return {"java", found};
+    }
+    if (w == "nodejs" || absl::StartsWith(w, "node-v")) return {"node", found};
+    if (StemWithVersion(w, "ruby") || (absl::StartsWith(w, "ruby") && absl::StrContains(w, "-dev"))) return {"ruby", found};
+    if (StemWithVersion(w, "php") || absl::StartsWith(w, "php8") || absl::StartsWith(w, "php-fpm") ||
+        absl::StartsWith(w, "libapache2-mod-php")) {
+      return {"php", found};
+    }
+    if (absl::StartsWith(w, "dotnet-runtime") || absl::StartsWith(w, "aspnetcore-runtime") ||
+        absl::StartsWith(w, "dotnet-sdk")) {
+      return {"dotnet", found};
+    }
+    if (w == "erlang" || absl::StartsWith(w, "erlang-") || w == "elixir") return {"erlang", found};
+  }
+  return {"", ""};
+}
+
 bool BuildStep::IsRootfs(bool first_layer) const {
   if (kind == Kind::kOther || !NormalizePath(destination).empty()) return false;
   if (first_layer) return true;
@@ -762,7 +802,17 @@ ImageAnalysis AnalyzeImage(const ImageConfigFacts& facts, const std::vector<Laye
     // The bottom layer is the root filesystem unless its step copied
     // something else (FROM scratch + COPY app /app).
     if (i == 0) rootfs[0] = step.kind == BuildStep::Kind::kOther || step.IsRootfs(true);
-    if (step.kind == BuildStep::Kind::kOther) continue;
+    if (step.kind == BuildStep::Kind::kOther) {
+      if (layers[i].state == FileListState::kPending && !rootfs[i]) {
+        const auto [engine, word] = EngineOfBuildStep(facts.layer_created_by[i]);
+        if (!engine.empty()) {
+          std::string cb = facts.layer_created_by[i];
+          if (cb.size() > 120) cb = absl::StrCat(cb.substr(0, 117), "...");
+          evidence[i].push_back({LayerClass::kEngine, absl::StrCat("history: ", cb, " (installs ", engine, ": ", word, ")")});
+        }
+      }
+      continue;
+    }
     rootfs[i] = rootfs[i] || step.IsRootfs(i == 0);
     if (step.IsRootfs(i == 0)) {
       evidence[i].push_back({LayerClass::kBase, absl::StrCat("history: ", step.instruction, " (a root filesystem)")});

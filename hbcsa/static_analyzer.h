@@ -20,6 +20,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -85,5 +86,12 @@ BuildStep ParseCreatedBy(absl::string_view created_by);
 // The engine a file name belongs to ("python", "java", "node", "ruby", "php",
 // "dotnet", "erlang", "perl"), or "" for none. `basename` only.
 std::string EngineOfExecutable(absl::string_view basename);
+
+// The engine a RUN step installs, from its words ("apt-get install -y
+// openjdk-17-jre-headless" -> java, "pip install flask" -> python, "npm ci"
+// -> node), with the word that says so; {"", ""} for none. Used only for
+// layers whose file list is not read yet (a big engine layer is often the
+// last blob to arrive, so its unpack can come before its file list).
+std::pair<std::string, std::string> EngineOfBuildStep(absl::string_view created_by);
 
 }  // namespace ndocker::hbcsa

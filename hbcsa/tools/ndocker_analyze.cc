@@ -1,6 +1,7 @@
 // ndocker-analyze: static analysis of one image in a content store, offline.
 //
 //   ndocker-analyze [--json] [--platform os/arch[/variant]] CONTENT_ROOT DIGEST
+//   ndocker-analyze --watch SECONDS CONTENT_ROOT
 //
 // CONTENT_ROOT is containerd's content store
 // (<containerd root>/io.containerd.content.v1.content) or an OCI image
@@ -9,15 +10,26 @@
 // trace exists, and the evidence. Exit status 0 when the image was analysed
 // (unknown layers included), 1 when the image itself cannot be read, 2 for
 // usage errors.
+//
+// --watch runs the daemon's path for SECONDS: lass's content-fetch watcher on
+// CONTENT_ROOT and the StaticAdvisor worker on its pull sessions; one JSON
+// line per verdict change (chainID, class, provisional, when), as Advise
+// would answer it, for timing against a real pull.
+#include <csignal>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "hbcsa/image_reader.h"
+#include "hbcsa/static_advisor.h"
+#include "lass/content_watcher.h"
+#include "snapshotter/log.h"
 #include "hbcsa/static_analyzer.h"
 #include "lass/digest.h"
 #include "nlohmann/json.hpp"
@@ -29,6 +41,7 @@ using ndocker::hbcsa::LayerClassName;
 
 int Usage() {
   std::cerr << "usage: ndocker-analyze [--json] [--platform os/arch[/variant]] CONTENT_ROOT DIGEST\n"
+               "       ndocker-analyze --watch SECONDS CONTENT_ROOT\n"
                "  CONTENT_ROOT: <containerd root>/io.containerd.content.v1.content, or an OCI layout\n"
                "  DIGEST:       sha256:<hex> of a manifest or an index\n";
   return 2;
@@ -38,6 +51,65 @@ std::string Bytes(int64_t n) {
   if (n >= (1 << 20)) return absl::StrFormat("%.1f MiB", static_cast<double>(n) / (1 << 20));
   if (n >= (1 << 10)) return absl::StrFormat("%.1f KiB", static_cast<double>(n) / (1 << 10));
   return absl::StrCat(n, " B");
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+
+int Watch(double seconds, const std::string& root) {
+  // Logs (logfmt) to stderr; stdout carries only the JSON lines.
+  if (absl::Status st = ndocker::InitLogging("info"); !st.ok()) return 1;
+  std::signal(SIGTERM, [](int) { g_stop = 1; });
+  std::signal(SIGINT, [](int) { g_stop = 1; });
+  ndocker::lass::ContentWatcherOptions wo;
+  wo.content_root = root;
+  auto watcher = ndocker::lass::ContentWatcher::Start(wo);
+  if (!watcher.ok()) {
+    std::cerr << "ndocker-analyze: " << watcher.status().message() << "\n";
+    return 1;
+  }
+  const ndocker::lass::ContentTracker& tracker = (*watcher)->tracker();
+  ndocker::hbcsa::StaticAdvisorOptions so;
+  so.content_root = root;
+  so.sessions = [&tracker] { return tracker.Sessions(); };
+  so.poll_interval = absl::Milliseconds(50);
+  ndocker::hbcsa::StaticAdvisor advisor(so);
+  struct Seen {
+    std::string cls;
+    bool provisional = false;
+  };
+  std::map<std::string, Seen> seen;  // by chainID
+  const absl::Time end = absl::Now() + absl::Seconds(seconds);
+  while (g_stop == 0 && absl::Now() < end) {
+    for (const ndocker::lass::PullSession& s : tracker.Sessions()) {
+      for (size_t i = 0; i < s.layers.size(); ++i) {
+        const ndocker::lass::LayerProgress& l = s.layers[i];
+        if (l.chain_id.empty()) continue;
+        auto v = advisor.Verdict(l.chain_id);
+        if (!v) continue;
+        Seen now{LayerClassName(v->layer_class), v->provisional};
+        auto it = seen.find(l.chain_id);
+        if (it != seen.end() && it->second.cls == now.cls && it->second.provisional == now.provisional) continue;
+        seen[l.chain_id] = now;
+        ndocker::PlacementRequest req;
+        req.unpack_chain_id = l.chain_id;
+        auto p = advisor.Advise(req);
+        nlohmann::json line = {{"unix_nano", absl::ToUnixNanos(absl::Now())},
+                               {"manifest", s.manifest_digest},
+                               {"index", i},
+                               {"chain_id", l.chain_id},
+                               {"blob_state", ndocker::lass::BlobStateName(l.state)},
+                               {"download_end_unix_nano", l.download_end == absl::InfinitePast()
+                                                              ? 0
+                                                              : absl::ToUnixNanos(l.download_end)},
+                               {"class", now.cls},
+                               {"provisional", now.provisional},
+                               {"advice", p ? p->rule : ""}};
+        std::cout << line.dump() << std::endl;
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return 0;
 }
 
 }  // namespace
@@ -50,6 +122,10 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "--watch" && i + 2 < argc) {
+      double seconds = 0;
+      if (!absl::SimpleAtod(argv[i + 1], &seconds) || seconds <= 0 || i + 3 != argc) return Usage();
+      return Watch(seconds, argv[i + 2]);
     } else if (a == "--platform" && i + 1 < argc) {
       std::vector<std::string> p = absl::StrSplit(argv[++i], '/');
       if (p.size() < 2 || p.size() > 3) return Usage();

@@ -182,6 +182,12 @@ expect_evidence tools 0 '^cmd sh resolves to /bin/busybox in this layer \(a shel
 ndt_step "the same analysis on containerd's content store after ctr pull"
 registry_start
 containerd_start --no-ndocker
+content=$(containerd_root_dir)/io.containerd.content.v1.content
+# The daemon's path alongside: lass's watcher and the StaticAdvisor worker
+# follow the pulls; each verdict change is a JSON line with its time.
+ndt_spawn ndocker-analyze-watch "$NDT_WORKDIR/logs/watch.log" "$NDOCKER_ANALYZE_BIN" --watch 250 "$content"
+watch_pid=$NDT_LAST_PID
+sleep 0.5
 image_push "$NDT_WORKDIR/oci" v1 ndt/layers
 ctr_pull overlayfs "$NDT_IMAGE_REF"
 ndt_ref=$NDT_IMAGE_REF
@@ -189,7 +195,6 @@ for t in py java node; do
   image_push "$L" "$t" "hb/$t"
   ctr_pull overlayfs "$NDT_IMAGE_REF"
 done
-content=$(containerd_root_dir)/io.containerd.content.v1.content
 for pair in "ndt:$ndt_ref" "py:$NDT_REGISTRY/hb/py:py" "java:$NDT_REGISTRY/hb/java:java" "node:$NDT_REGISTRY/hb/node:node"; do
   name=${pair%%:*} ref=${pair#*:}
   dig=$(ctrw images ls | awk -v r="$ref" 'NR > 1 && $1 == r { print $3 }')
@@ -204,6 +209,48 @@ for pair in "ndt:$ndt_ref" "py:$NDT_REGISTRY/hb/py:py" "java:$NDT_REGISTRY/hb/ja
   for c in $(jq -r '.layers[].chain_id' "$NDT_WORKDIR/logs/analyze-ctrd-$name.json"); do
     ctrw snapshots --snapshotter overlayfs info "$c" >/dev/null 2>&1 ||
       ndt_fail "$name: chainID $c is not a snapshot of the pull"
+  done
+done
+
+ndt_step "the advisor's verdicts during the pulls vs containerd's unpack"
+sleep 1
+kill -TERM "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+grep '^{' "$NDT_WORKDIR/logs/watch.log" >"$NDT_WORKDIR/logs/watch.jsonl" || true
+# The unpack Prepare of layer i comes after the blob fetch (ctr pull fetches
+# everything first) and after layer i-1's commit, so max(download ends) for
+# layer 0 and layer i-1's snapshot time are lower bounds of Prepare(i):
+# "slack" >= 0 means Advise already had the final verdict (or, last column,
+# its first fast advice: provisional from the history) then.
+printf '    %-6s %-5s %-12s %12s %14s %14s\n' image layer class "blob->final" "final slack" "advice slack" >&2
+for pair in "ndt:$ndt_ref" "py:$NDT_REGISTRY/hb/py:py" "java:$NDT_REGISTRY/hb/java:java" "node:$NDT_REGISTRY/hb/node:node"; do
+  name=${pair%%:*}
+  i=0
+  prev_snap=""
+  fetch_end=0
+  for c in $(jq -r '.layers[].chain_id' "$NDT_WORKDIR/logs/analyze-ctrd-$name.json"); do
+    t=$(jq -r --arg c "$c" 'select(.chain_id == $c) | .download_end_unix_nano' "$NDT_WORKDIR/logs/watch.jsonl" | sort -n | tail -n 1)
+    ((t > fetch_end)) && fetch_end=$t
+  done
+  for c in $(jq -r '.layers[].chain_id' "$NDT_WORKDIR/logs/analyze-ctrd-$name.json"); do
+    want=$(jq -r --argjson i "$i" '.layers[$i].class' "$NDT_WORKDIR/logs/analyze-ctrd-$name.json")
+    final=$(jq -c --arg c "$c" 'select(.chain_id == $c and .provisional == false)' "$NDT_WORKDIR/logs/watch.jsonl" | head -n 1)
+    [[ -n "$final" ]] || ndt_fail "$name layer $i ($c): the watching advisor never reached a final verdict"
+    assert_eq "$want" "$(jq -r .class <<<"$final")" "$name layer $i: the watching advisor's class"
+    t_final=$(jq -r .unix_nano <<<"$final")
+    t_blob=$(jq -r .download_end_unix_nano <<<"$final")
+    bound=${prev_snap:-$fetch_end}
+    advice=$(jq -r --arg c "$c" 'select(.chain_id == $c and .advice != "") | .unix_nano' "$NDT_WORKDIR/logs/watch.jsonl" | head -n 1)
+    advice_slack=-
+    [[ -n "$advice" ]] && advice_slack="$(((bound - advice) / 1000000)) ms"
+    if [[ "$want" == engine || "$want" == application ]]; then
+      [[ -n "$advice" ]] || ndt_fail "$name layer $i is $want but the advisor never advised fast"
+    fi
+    printf '    %-6s %-5s %-12s %9s ms %11s ms %14s\n' "$name" "$i" "$want" \
+      "$(((t_final - t_blob) / 1000000))" "$(((bound - t_final) / 1000000))" "$advice_slack" >&2
+    created=$(ctrw snapshots --snapshotter overlayfs info "$c" | jq -r .Created)
+    prev_snap=$(date -d "$created" +%s%N)
+    i=$((i + 1))
   done
 done
 

@@ -122,6 +122,25 @@ TEST_CASE("hbcsa: created_by lines from the classic builder, BuildKit and others
   CHECK(ParseCreatedBy("").kind == BuildStep::Kind::kOther);
 }
 
+TEST_CASE("hbcsa: RUN steps that install an engine", "[hbcsa]") {
+  using P = std::pair<std::string, std::string>;
+  CHECK(EngineOfBuildStep("RUN /bin/sh -c apt-get update && apt-get install -y --no-install-recommends "
+                          "openjdk-17-jre-headless && rm -rf /var/lib/apt/lists/* # buildkit") ==
+        P{"java", "openjdk-17-jre-headless"});
+  CHECK(EngineOfBuildStep("/bin/sh -c apt-get install -y python3 python3-pip") == P{"python", "python3"});
+  CHECK(EngineOfBuildStep("RUN /bin/sh -c pip install --no-cache-dir -r requirements.txt # buildkit") ==
+        P{"python", "pip install"});
+  CHECK(EngineOfBuildStep("RUN /bin/sh -c npm ci --omit=dev # buildkit") == P{"node", "npm ci"});
+  CHECK(EngineOfBuildStep("/bin/sh -c set -ex && curl -fsSLO https://nodejs.org/dist/v20.11.0/node-v20.11.0-linux-x64.tar.xz")
+            .first == "node");
+  CHECK(EngineOfBuildStep("/bin/sh -c apk add --no-cache ruby ruby-dev && gem install bundler").first == "ruby");
+  CHECK(EngineOfBuildStep("/bin/sh -c docker-php-ext-install pdo_mysql").first == "php");
+  CHECK(EngineOfBuildStep("RUN /bin/sh -c apt-get install -y dotnet-runtime-8.0").first == "dotnet");
+  CHECK(EngineOfBuildStep("/bin/sh -c apt-get install -y nginx curl ca-certificates").first.empty());
+  CHECK(EngineOfBuildStep("/bin/sh -c groupadd -r redis && useradd -r -g redis redis").first.empty());
+  CHECK(EngineOfBuildStep("").first.empty());
+}
+
 TEST_CASE("hbcsa: engine executables by name", "[hbcsa]") {
   CHECK(EngineOfExecutable("python3.11") == "python");
   CHECK(EngineOfExecutable("python3") == "python");
@@ -363,6 +382,22 @@ TEST_CASE("hbcsa: unreadable and pending layers", "[hbcsa]") {
   CHECK(HasEvidence(a.layers[2], LayerClass::kApplication, "history: COPY x /x"));
   CHECK(a.layers[3].layer_class == LayerClass::kApplication);
   CHECK_FALSE(a.layers[3].provisional);
+
+  // A RUN step installing an engine makes a pending layer a provisional
+  // engine; once its files are read, they decide.
+  std::vector<LayerInput> in2 = Inputs({&base, nullptr, nullptr});
+  const ImageConfigFacts f2 = Facts({}, {}, "", {"ADD file:1 in /", "RUN apt-get install -y openjdk-17-jre-headless",
+                                                 "RUN apt-get install -y curl"});
+  const ImageAnalysis c = AnalyzeImage(f2, in2);
+  INFO(Dump(c));
+  CHECK(c.layers[1].layer_class == LayerClass::kEngine);
+  CHECK(c.layers[1].provisional);
+  CHECK(HasEvidence(c.layers[1], LayerClass::kEngine,
+                    "history: RUN apt-get install -y openjdk-17-jre-headless (installs java: openjdk-17-jre-headless)"));
+  CHECK(c.layers[2].layer_class == LayerClass::kUnknown);
+  const LayerFileList empty_jre = List({F("usr/share/doc/openjdk-17-jre-headless/copyright")});
+  in2 = Inputs({&base, &empty_jre, nullptr});
+  CHECK(AnalyzeImage(f2, in2).layers[1].layer_class == LayerClass::kBase);
 
   // Without history a pending layer is unknown.
   const ImageAnalysis b = AnalyzeImage(Facts({}, {}, ""), Inputs({&base, nullptr}));
