@@ -126,11 +126,19 @@ bool StaticAdvisor::PollOnce() {
     ReadLayers(w);
     if (w.dirty) {
       Publish(w);
+      w.last_change = options_.clock();
       changed = true;
     }
   }
+  const absl::Time now = options_.clock();
   for (auto it = work_.begin(); it != work_.end();) {
-    it = it->second.analysed_final ? work_.erase(it) : std::next(it);
+    ImageWork& w = it->second;
+    const bool idle = w.facts.has_value() && now - w.last_change >= options_.idle_forget;
+    if (idle && !w.analysed_final) {
+      spdlog::info("msg=\"static analysis: some layers never arrived; keeping the partial analysis\" manifest={}",
+                   w.manifest_digest);
+    }
+    it = w.analysed_final || idle ? work_.erase(it) : std::next(it);
   }
   return changed;
 }
@@ -144,13 +152,22 @@ bool StaticAdvisor::SyncSessions(const std::vector<lass::PullSession>& sessions)
     auto it = work_.find(s.manifest_digest);
     if (it == work_.end()) {
       {
+        // Analysed before, and no blob has arrived since that it lacked.
         absl::MutexLock lock(&mu_);
         auto r = results_.find(s.manifest_digest);
-        if (r != results_.end() && r->second.analysis.complete) continue;  // done before
+        if (r != results_.end() && r->second.analysis.layers.size() == s.layers.size()) {
+          bool news = false;
+          for (size_t i = 0; i < s.layers.size() && !news; ++i) {
+            news = s.layers[i].state == lass::BlobState::kDone &&
+                   r->second.analysis.layers[i].files == FileListState::kPending;
+          }
+          if (!news) continue;
+        }
       }
       ImageWork w;
       w.manifest_digest = s.manifest_digest;
       w.config_digest = s.config_digest;
+      w.last_change = options_.clock();
       it = work_.emplace(s.manifest_digest, std::move(w)).first;
       changed = true;
     }

@@ -51,6 +51,12 @@ struct StaticAdvisorOptions {
   // CPU (gzip, zstd) that containerd's own unpack also wants.
   int worker_nice = 0;
   size_t max_images = 256;  // analyses kept; the oldest image is forgotten first
+  // An image whose other blobs never arrive (their snapshots existed, so
+  // containerd did not fetch them) keeps its last analysis, but its file
+  // lists are dropped after this long without a new blob; a blob arriving
+  // later starts its analysis over.
+  absl::Duration idle_forget = absl::Minutes(2);
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
   LayerReadLimits limits;
 };
 
@@ -100,6 +106,7 @@ class StaticAdvisor : public PlacementAdvisor {
     std::vector<LayerWork> layers;
     bool analysed_final = false;  // every layer read or failed, analysis published
     bool dirty = false;
+    absl::Time last_change;
   };
   struct ImageResult {
     ImageAnalysis analysis;

@@ -144,6 +144,32 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
   advisor.Committed(CommitReport{});
 }
 
+TEST_CASE("hbcsa: a pull whose other blobs never come keeps its partial analysis", "[hbcsa]") {
+  ndocker::testing::TempDir dir;
+  const Image img = PythonImage(dir.path());
+  std::vector<lass::PullSession> sessions = {img.Session({true, true, false, false})};
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+  StaticAdvisorOptions o;
+  o.content_root = dir.path();
+  o.sessions = [&sessions] { return sessions; };
+  o.start_thread = false;
+  o.clock = [&now] { return now; };
+  StaticAdvisor advisor(o);
+  CHECK(advisor.PollOnce());
+  now += absl::Minutes(1);
+  CHECK_FALSE(advisor.PollOnce());
+  now += absl::Minutes(2);
+  CHECK_FALSE(advisor.PollOnce());  // idle: its file lists are dropped, the analysis stays
+  CHECK_FALSE(advisor.PollOnce());  // and it is not started over
+  CHECK(advisor.Verdict(img.chains[1])->layer_class == LayerClass::kEngine);
+  CHECK(advisor.Verdict(img.chains[2])->provisional);
+  // A blob that arrives after all starts it over.
+  sessions = {img.Session({true, true, true, false})};
+  CHECK(advisor.PollOnce());
+  CHECK_FALSE(advisor.Verdict(img.chains[2])->provisional);
+  CHECK(advisor.Verdict(img.chains[1])->layer_class == LayerClass::kEngine);
+}
+
 TEST_CASE("hbcsa: a layer shared by two images takes the strongest verdict", "[hbcsa]") {
   ndocker::testing::TempDir dir;
   const Image a = PythonImage(dir.path());
