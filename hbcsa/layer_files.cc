@@ -23,6 +23,8 @@ namespace {
 constexpr absl::string_view kWhiteoutPrefix = ".wh.";
 constexpr absl::string_view kOpaqueName = ".wh..wh..opq";
 constexpr size_t kReadBlock = 1 << 16;
+constexpr int64_t kFsBlock = 4096;
+constexpr size_t kFastSymlink = 60;  // ext4 keeps shorter targets in the inode
 
 struct ArchiveReadFree {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -162,9 +164,11 @@ absl::StatusOr<LayerFileList> ReadLayerFiles(const std::string& path, const Laye
           f.size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
           if (f.size < 0) f.size = 0;
           out.regular_bytes += f.size;
+          out.disk_bytes += (f.size + kFsBlock - 1) / kFsBlock * kFsBlock;
           break;
         case AE_IFDIR:
           f.type = FileType::kDirectory;
+          out.disk_bytes += kFsBlock;
           break;
         case AE_IFLNK: {
           const char* target = SymlinkTarget(e);
@@ -174,6 +178,7 @@ absl::StatusOr<LayerFileList> ReadLayerFiles(const std::string& path, const Laye
           }
           f.type = FileType::kSymlink;
           f.link_target = target;
+          if (f.link_target.size() >= kFastSymlink) out.disk_bytes += kFsBlock;
           break;
         }
         default:

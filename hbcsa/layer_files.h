@@ -42,6 +42,9 @@ struct FileEntry {
 struct LayerFileList {
   std::vector<FileEntry> entries;  // archive order
   int64_t regular_bytes = 0;       // sum of regular file sizes
+  // What unpacking it takes on a 4 KiB-block filesystem: each regular file
+  // rounded up to a block, a block per directory and per long symlink.
+  int64_t disk_bytes = 0;
   size_t skipped = 0;              // entries dropped (path or link target too long, no name)
 };
 

@@ -81,9 +81,10 @@ std::optional<Placement> StaticAdvisor::Advise(const PlacementRequest& request) 
                                     lass::ShortDigest(v->manifest_digest), " is ", LayerClassName(v->layer_class),
                                     v->provisional ? " (from the history; file list not read yet)" : "",
                                     ", kept on the fast tier until a trace exists: ", absl::StrJoin(why, "; "));
-  return Placement{Tier::kFast,
-                   v->layer_class == LayerClass::kEngine ? kRuleStaticEngine : kRuleStaticApp,
-                   std::move(reason)};
+  Placement p{Tier::kFast, v->layer_class == LayerClass::kEngine ? kRuleStaticEngine : kRuleStaticApp,
+              std::move(reason)};
+  p.expected_bytes = v->expected_bytes;
+  return p;
 }
 
 void StaticAdvisor::Committed(const CommitReport& /*report*/) {}
@@ -106,7 +107,10 @@ std::optional<ChainVerdict> StaticAdvisor::Verdict(const std::string& chain_id) 
     for (size_t i = 0; i < chains.size() && i < r->second.analysis.layers.size(); ++i) {
       if (chains[i] != chain_id) continue;
       const LayerAnalysis& la = r->second.analysis.layers[i];
-      ChainVerdict v{it->second, i, la.layer_class, la.provisional, la.evidence};
+      ChainVerdict v{it->second, i, la.layer_class, la.provisional, la.evidence, la.disk_bytes};
+      if (v.expected_bytes == 0 && i < r->second.compressed_sizes.size()) {
+        v.expected_bytes = r->second.compressed_sizes[i] * kUnreadUnpackRatio;
+      }
       if (!best || Stronger(v, *best)) best = std::move(v);
       break;
     }
@@ -184,6 +188,7 @@ bool StaticAdvisor::SyncSessions(const std::vector<lass::PullSession>& sessions)
         l.chain_id = s.layers[i].chain_id;
         w.dirty = true;
       }
+      l.compressed_size = s.layers[i].size;
       l.blob_done = s.layers[i].state == lass::BlobState::kDone;
     }
   }
@@ -252,6 +257,7 @@ bool StaticAdvisor::ReadLayers(ImageWork& w) {
 void StaticAdvisor::Publish(ImageWork& w) {
   std::vector<LayerInput> inputs;
   std::vector<std::string> chain_ids;
+  std::vector<int64_t> sizes;
   bool all_done = true;
   for (const LayerWork& l : w.layers) {
     LayerInput in;
@@ -263,6 +269,7 @@ void StaticAdvisor::Publish(ImageWork& w) {
     all_done = all_done && l.state != FileListState::kPending;
     inputs.push_back(std::move(in));
     chain_ids.push_back(l.chain_id);
+    sizes.push_back(l.compressed_size);
   }
   ImageAnalysis analysis = AnalyzeImage(*w.facts, inputs);
   w.dirty = false;
@@ -293,7 +300,7 @@ void StaticAdvisor::Publish(ImageWork& w) {
   for (const std::string& c : chain_ids) {
     if (!c.empty() && added.insert(c).second) chains_.emplace(c, w.manifest_digest);
   }
-  results_[w.manifest_digest] = ImageResult{std::move(analysis), std::move(chain_ids), absl::Now()};
+  results_[w.manifest_digest] = ImageResult{std::move(analysis), std::move(chain_ids), std::move(sizes), absl::Now()};
   while (results_.size() > options_.max_images) {
     auto oldest = std::min_element(results_.begin(), results_.end(), [](const auto& a, const auto& b) {
       return a.second.updated < b.second.updated;

@@ -67,7 +67,13 @@ struct ChainVerdict {
   LayerClass layer_class = LayerClass::kUnknown;
   bool provisional = false;
   std::vector<Evidence> evidence;
+  // The unpacked size on disk: from the file list when read, else the
+  // compressed size times kUnreadUnpackRatio; 0 when unknown.
+  int64_t expected_bytes = 0;
 };
+
+// Unpacked/compressed size assumed for a layer whose file list is not read.
+inline constexpr int64_t kUnreadUnpackRatio = 2;  // as LASS assumes until it learns
 
 class StaticAdvisor : public PlacementAdvisor {
  public:
@@ -94,6 +100,7 @@ class StaticAdvisor : public PlacementAdvisor {
   struct LayerWork {
     std::string digest;
     std::string chain_id;
+    int64_t compressed_size = 0;
     bool blob_done = false;
     FileListState state = FileListState::kPending;
     std::shared_ptr<const LayerFileList> files;
@@ -111,6 +118,7 @@ class StaticAdvisor : public PlacementAdvisor {
   struct ImageResult {
     ImageAnalysis analysis;
     std::vector<std::string> chain_ids;
+    std::vector<int64_t> compressed_sizes;
     absl::Time updated;
   };
 

@@ -838,6 +838,7 @@ ImageAnalysis AnalyzeImage(const ImageConfigFacts& facts, const std::vector<Laye
     const LayerFileList& files = *in.files;
     out.layers[i].entries = files.entries.size();
     out.layers[i].regular_bytes = files.regular_bytes;
+    out.layers[i].disk_bytes = files.disk_bytes;
     view.AddLayer(i, files);
     scans[i] = ScanLayer(files);
     if (use_workdir) {

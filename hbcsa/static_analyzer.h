@@ -58,6 +58,7 @@ struct LayerAnalysis {
   std::string created_by;    // the build step (when the history maps to layers)
   size_t entries = 0;
   int64_t regular_bytes = 0;
+  int64_t disk_bytes = 0;  // LayerFileList::disk_bytes; 0 while not read
   std::vector<Evidence> evidence;  // strongest first, then in the order found
 };
 

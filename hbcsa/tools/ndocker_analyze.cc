@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
       l["file_list"] = ndocker::hbcsa::FileListStateName(la.files);
       l["entries"] = la.entries;
       l["file_bytes"] = la.regular_bytes;
+      l["disk_bytes"] = la.disk_bytes;
       l["created_by"] = la.created_by;
       l["read_seconds"] = absl::ToDoubleSeconds(took[i]);
       l["evidence"] = nlohmann::json::array();

@@ -76,6 +76,7 @@ void CheckSample(const LayerFileList& l) {
     CHECK(e.path.substr(0, 2) != "./");
   }
   CHECK(l.regular_bytes == 1000 + 5 + 1 + 1);  // whiteouts are typed apart
+  CHECK(l.disk_bytes == 4 * 4096 + 3 * 4096);   // 4 files and 3 directories, a block each
   CHECK(l.skipped == 0);
 }
 

@@ -33,6 +33,7 @@ struct Image {
       p.digest = layers[i].digest;
       p.diff_id = layers[i].diff_id;
       p.chain_id = chains[i];
+      p.size = layers[i].size;
       p.state = done[i] ? lass::BlobState::kDone : lass::BlobState::kWaiting;
       s.layers.push_back(p);
     }
@@ -105,6 +106,7 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
   CHECK(engine->rule == kRuleStaticEngine);
   CHECK(absl::StrContains(engine->reason, "layer 1 of image " + img.manifest.substr(7, 12) + " is engine"));
   CHECK(absl::StrContains(engine->reason, "cmd python3 resolves to /usr/bin/python3.11 in this layer"));
+  CHECK(engine->expected_bytes == 2 * 4096);  // two small files, a block each
 
   // The COPY step is known from the history before its blob is complete.
   auto app = advisor.Advise(Unpack(img.chains[2]));
@@ -112,6 +114,7 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
   CHECK(app->rule == kRuleStaticApp);
   CHECK(absl::StrContains(app->reason, "from the history; file list not read yet"));
   CHECK(absl::StrContains(app->reason, "history: COPY app.py /app/"));
+  CHECK(app->expected_bytes == img.layers[2].size * kUnreadUnpackRatio);  // not read: from the compressed size
   CHECK_FALSE(advisor.Advise(Unpack(img.chains[3])).has_value());
   REQUIRE(advisor.Analysis(img.manifest).has_value());
   CHECK_FALSE(advisor.Analysis(img.manifest)->complete);
@@ -122,6 +125,7 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
   REQUIRE(app.has_value());
   CHECK_FALSE(absl::StrContains(app->reason, "not read yet"));
   CHECK(absl::StrContains(app->reason, "cmd script app.py resolves to /app/app.py in this layer"));
+  CHECK(app->expected_bytes == 4096);
   // The corrupt blob is unknown, the rest unharmed.
   auto corrupt = advisor.Verdict(img.chains[3]);
   REQUIRE(corrupt.has_value());
