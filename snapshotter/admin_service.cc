@@ -125,4 +125,45 @@ grpc::Status AdminService::Migrate(grpc::ServerContext*, const ndocker::admin::v
   return grpc::Status::OK;
 }
 
+namespace {
+grpc::Status NoProfiles() {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "cold-start tracing is off ([hbcsa] enabled = false): no profiles");
+}
+}  // namespace
+
+grpc::Status AdminService::ListProfiles(grpc::ServerContext*, const ndocker::admin::v1::ListProfilesRequest*,
+                                        ndocker::admin::v1::ListProfilesResponse* resp) {
+  if (!profiles_) return NoProfiles();
+  auto all = profiles_->ListJson();
+  if (!all.ok()) return ToGrpcStatus(all.status());
+  for (std::string& j : *all) resp->add_profiles_json(std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetProfile(grpc::ServerContext*, const ndocker::admin::v1::GetProfileRequest* req,
+                                      ndocker::admin::v1::ProfileResponse* resp) {
+  if (!profiles_) return NoProfiles();
+  auto j = profiles_->GetJson(req->image());
+  if (!j.ok()) return ToGrpcStatus(j.status());
+  resp->set_profile_json(*std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ImportProfile(grpc::ServerContext*,
+                                         const ndocker::admin::v1::ImportProfileRequest* req,
+                                         ndocker::admin::v1::ProfileResponse* resp) {
+  if (!profiles_) return NoProfiles();
+  auto j = profiles_->ImportJson(req->profile_json());
+  if (!j.ok()) return ToGrpcStatus(j.status());
+  resp->set_profile_json(*std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::RemoveProfile(grpc::ServerContext*, const ndocker::admin::v1::GetProfileRequest* req,
+                                         ndocker::admin::v1::RemoveProfileResponse*) {
+  if (!profiles_) return NoProfiles();
+  return ToGrpcStatus(profiles_->Remove(req->image()));
+}
+
 }  // namespace ndocker

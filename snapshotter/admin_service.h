@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ndocker/admin/v1/admin.grpc.pb.h"
@@ -10,14 +11,26 @@
 
 namespace ndocker {
 
+// Hot-file profiles as JSON (HBCSA), kept behind an interface so the core
+// does not depend on hbcsa/.
+class ProfileBook {
+ public:
+  virtual ~ProfileBook() = default;
+  virtual absl::StatusOr<std::vector<std::string>> ListJson() = 0;
+  virtual absl::StatusOr<std::string> GetJson(const std::string& image) = 0;
+  virtual absl::StatusOr<std::string> ImportJson(const std::string& json) = 0;
+  virtual absl::Status Remove(const std::string& image) = 0;
+};
+
 class AdminService final : public ndocker::admin::v1::Admin::Service {
  public:
   // Answers GetPlan (LASS); kept as a function so the core does not depend on lass/.
   using PlanLookup =
       std::function<absl::StatusOr<ndocker::admin::v1::GetPlanResponse>(const std::string& digest)>;
 
-  AdminService(Snapshotter* core, std::string version, PlanLookup plans = nullptr)
-      : core_(core), version_(std::move(version)), plans_(std::move(plans)) {}
+  AdminService(Snapshotter* core, std::string version, PlanLookup plans = nullptr,
+               ProfileBook* profiles = nullptr)
+      : core_(core), version_(std::move(version)), plans_(std::move(plans)), profiles_(profiles) {}
 
   grpc::Status Status(grpc::ServerContext*, const ndocker::admin::v1::StatusRequest*,
                       ndocker::admin::v1::StatusResponse*) override;
@@ -28,11 +41,20 @@ class AdminService final : public ndocker::admin::v1::Admin::Service {
                        ndocker::admin::v1::GetPlanResponse*) override;
   grpc::Status Migrate(grpc::ServerContext*, const ndocker::admin::v1::MigrateRequest*,
                        ndocker::admin::v1::MigrateResponse*) override;
+  grpc::Status ListProfiles(grpc::ServerContext*, const ndocker::admin::v1::ListProfilesRequest*,
+                            ndocker::admin::v1::ListProfilesResponse*) override;
+  grpc::Status GetProfile(grpc::ServerContext*, const ndocker::admin::v1::GetProfileRequest*,
+                          ndocker::admin::v1::ProfileResponse*) override;
+  grpc::Status ImportProfile(grpc::ServerContext*, const ndocker::admin::v1::ImportProfileRequest*,
+                             ndocker::admin::v1::ProfileResponse*) override;
+  grpc::Status RemoveProfile(grpc::ServerContext*, const ndocker::admin::v1::GetProfileRequest*,
+                             ndocker::admin::v1::RemoveProfileResponse*) override;
 
  private:
   Snapshotter* core_;
   std::string version_;
   PlanLookup plans_;
+  ProfileBook* profiles_;
 };
 
 }  // namespace ndocker

@@ -14,6 +14,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
 #include "hbcsa/recorder/cold_start_recorder.h"
 #include "hbcsa/tracer/tracer.h"
@@ -229,8 +230,15 @@ int Run(int argc, char** argv) {
     recorder->Attach(tracer.get(), profiles.get());
   }
   SnapshotsService snapshots(core->get());
+  std::unique_ptr<hbcsa::StoreProfileBook> profile_book;
+  if (profiles) {
+    profile_book = std::make_unique<hbcsa::StoreProfileBook>(*profiles, [sessions](const std::string& d) {
+      return sessions ? sessions->ManifestForIndex(d).value_or("") : std::string();
+    });
+  }
   AdminService admin(core->get(), kVersion,
-                     [advisor](const std::string& digest) { return advisor->Plan(digest); });
+                     [advisor](const std::string& digest) { return advisor->Plan(digest); },
+                     profile_book.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
   builder.RegisterService(&snapshots);

@@ -1,4 +1,5 @@
 // ndockerctl: inspect a running ndocker-snapshotter over its admin API.
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -223,6 +224,97 @@ int Migrate(admin::Admin::Stub& stub, const std::string& address, const std::str
   return 0;
 }
 
+std::string ReadAllOf(std::istream& in) {
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int ProfileList(admin::Admin::Stub& stub, const std::string& address, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::ListProfilesResponse resp;
+  grpc::Status st = stub.ListProfiles(&ctx, admin::ListProfilesRequest(), &resp);
+  if (!st.ok()) return Fail(st, address);
+  if (!as_json) {
+    std::cout << absl::StrFormat("%-19s %-19s %-7s %-5s %-6s %-10s %s\n", "IMAGE", "TOP LAYER", "VERSION", "RUNS",
+                                 "FILES", "BYTES", "UPDATED");
+  }
+  for (const std::string& text : resp.profiles_json()) {
+    json p = json::parse(text, nullptr, false);
+    if (p.is_discarded()) continue;
+    if (as_json) {
+      std::cout << p.dump() << "\n";
+      continue;
+    }
+    std::cout << absl::StrFormat("%-19s %-19s %-7d %-5d %-6d %-10s %s\n",
+                                 ndocker::lass::ShortDigest(p.value("image", "")),
+                                 ndocker::lass::ShortDigest(p.value("top_chain", "")), p.value("version", 0),
+                                 p.value("runs", 0), p["files"].size(), HumanBytes(p.value("bytes", int64_t{0})),
+                                 TimeOrDash(p.value("updated_unix_nano", int64_t{0})));
+  }
+  return 0;
+}
+
+int ProfileShow(admin::Admin::Stub& stub, const std::string& address, const std::string& image, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::GetProfileRequest req;
+  req.set_image(image);
+  admin::ProfileResponse resp;
+  grpc::Status st = stub.GetProfile(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  json p = json::parse(resp.profile_json(), nullptr, false);
+  if (as_json || p.is_discarded()) {
+    std::cout << (p.is_discarded() ? resp.profile_json() : p.dump(2)) << "\n";
+    return 0;
+  }
+  std::cout << "image " << p.value("image", "") << ", top layer " << p.value("top_chain", "") << "\n"
+            << "version " << p.value("version", 0) << ", " << p.value("runs", 0) << " traced run(s) ("
+            << p.value("incomplete_runs", 0) << " incomplete), " << p["files"].size() << " files, "
+            << HumanBytes(p.value("bytes", int64_t{0})) << "\n";
+  std::cout << absl::StrFormat("%-4s %-10s %-5s %-14s %s\n", "#", "SIZE", "RUNS", "LAYER", "PATH");
+  int i = 0;
+  for (const json& f : p["files"]) {
+    std::cout << absl::StrFormat("%-4d %-10s %-5d %-14s %s\n", i++, HumanBytes(f.value("size", int64_t{0})),
+                                 f.value("runs", 0), ndocker::lass::ShortDigest(f.value("layer", "")),
+                                 f.value("path", ""));
+  }
+  return 0;
+}
+
+int ProfileImport(admin::Admin::Stub& stub, const std::string& address, const std::string& file) {
+  std::string text;
+  if (file == "-") {
+    text = ReadAllOf(std::cin);
+  } else {
+    std::ifstream in(file);
+    if (!in) {
+      std::cerr << "ndockerctl: cannot read " << file << "\n";
+      return 1;
+    }
+    text = ReadAllOf(in);
+  }
+  grpc::ClientContext ctx;
+  admin::ImportProfileRequest req;
+  req.set_profile_json(text);
+  admin::ProfileResponse resp;
+  grpc::Status st = stub.ImportProfile(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  json p = json::parse(resp.profile_json(), nullptr, false);
+  std::cout << "imported profile of " << (p.is_discarded() ? "?" : p.value("image", "")) << ", version "
+            << (p.is_discarded() ? 0 : p.value("version", 0)) << "\n";
+  return 0;
+}
+
+int ProfileRemove(admin::Admin::Stub& stub, const std::string& address, const std::string& image) {
+  grpc::ClientContext ctx;
+  admin::GetProfileRequest req;
+  req.set_image(image);
+  admin::RemoveProfileResponse resp;
+  grpc::Status st = stub.RemoveProfile(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,12 +344,41 @@ int main(int argc, char** argv) {
       ->required();
   migrate->add_option("tier", tier, "fast or slow")->required()->check(CLI::IsMember({"fast", "slow"}));
   migrate->add_flag("--wait", wait, "return when the data has switched tiers (else it is queued)");
+  auto* profile = app.add_subcommand("profile", "hot-file profiles of traced cold starts (HBCSA)");
+  profile->require_subcommand(1);
+  auto* profile_ls = profile->add_subcommand("ls", "every image's profile: version, runs, files, bytes");
+  bool profile_json = false;
+  profile_ls->add_flag("--json", profile_json, "one JSON object per line");
+  std::string profile_image, profile_file;
+  auto* profile_show = profile->add_subcommand("show", "the files of one image's profile");
+  profile_show->add_option("image", profile_image, "image name (via containerd), manifest/index digest or top chainID")
+      ->required();
+  profile_show->add_flag("--json", profile_json, "JSON (the export format)");
+  auto* profile_export = profile->add_subcommand("export", "print one image's profile as JSON (for profile import)");
+  profile_export->add_option("image", profile_image, "image name, digest or top chainID")->required();
+  auto* profile_import = profile->add_subcommand("import", "store a profile exported on another node");
+  profile_import->add_option("file", profile_file, "JSON file, or - for stdin")->required();
+  auto* profile_rm = profile->add_subcommand("rm", "forget one image's profile");
+  profile_rm->add_option("image", profile_image, "image name, digest or top chainID")->required();
+  for (auto* sub : {profile_show, profile_export, profile_rm}) {
+    sub->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
+    sub->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
+  }
   CLI11_PARSE(app, argc, argv);
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", address), grpc::InsecureChannelCredentials());
   auto stub = admin::Admin::NewStub(channel);
   if (app.got_subcommand("status")) return Status(*stub, address);
   if (app.got_subcommand("migrate")) return Migrate(*stub, address, snapshot, tier, wait);
+  if (app.got_subcommand("profile")) {
+    if (profile->got_subcommand("ls")) return ProfileList(*stub, address, profile_json);
+    if (profile->got_subcommand("import")) return ProfileImport(*stub, address, profile_file);
+    std::string digest;
+    if (int rc = ResolveDigest(profile_image, containerd_address, ns, &digest); rc != 0) return rc;
+    if (profile->got_subcommand("show")) return ProfileShow(*stub, address, digest, profile_json);
+    if (profile->got_subcommand("export")) return ProfileShow(*stub, address, digest, /*as_json=*/true);
+    return ProfileRemove(*stub, address, digest);
+  }
   if (app.got_subcommand("plan")) {
     std::string digest;
     if (int rc = ResolveDigest(image, containerd_address, ns, &digest); rc != 0) return rc;

@@ -1,0 +1,24 @@
+#include "hbcsa/composite_advisor.h"
+
+#include <algorithm>
+
+namespace ndocker::hbcsa {
+
+CompositeAdvisor::CompositeAdvisor(std::vector<std::shared_ptr<PlacementAdvisor>> advisors)
+    : advisors_([&advisors] {
+        advisors.erase(std::remove(advisors.begin(), advisors.end(), nullptr), advisors.end());
+        return std::move(advisors);
+      }()) {}
+
+std::optional<Placement> CompositeAdvisor::Advise(const PlacementRequest& request) {
+  for (const auto& a : advisors_) {
+    if (std::optional<Placement> p = a->Advise(request)) return p;
+  }
+  return std::nullopt;
+}
+
+void CompositeAdvisor::Committed(const CommitReport& report) {
+  for (const auto& a : advisors_) a->Committed(report);
+}
+
+}  // namespace ndocker::hbcsa
