@@ -14,9 +14,11 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "hbcsa/composite_advisor.h"
 #include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
 #include "hbcsa/recorder/cold_start_recorder.h"
+#include "hbcsa/static_advisor.h"
 #include "hbcsa/tracer/tracer.h"
 #include "lass/advisor.h"
 #include "lass/content_watcher.h"
@@ -143,16 +145,28 @@ int Run(int argc, char** argv) {
   // LASS: the watcher follows containerd's content store; the advisor turns
   // what it sees into a tier per unpacked layer.
   std::shared_ptr<lass::SessionSource> sessions;
+  const lass::ContentTracker* tracker = nullptr;  // owned by the watcher inside `sessions`
+  const std::string content_root = config.lass.containerd_root + "/io.containerd.content.v1.content";
   if (config.lass.enabled) {
     lass::ContentWatcherOptions wo;
-    wo.content_root = config.lass.containerd_root + "/io.containerd.content.v1.content";
+    wo.content_root = content_root;
     auto watcher = lass::ContentWatcher::Start(wo);
     if (!watcher.ok()) {
       spdlog::critical("msg=\"cannot start the content-fetch watcher\" path={} error={}",
                        Q(wo.content_root), Q(watcher.status().message()));
       return 1;
     }
+    tracker = &(*watcher)->tracker();
     sessions = std::make_shared<lass::WatcherSource>(*std::move(watcher));
+  }
+  // HBCSA static analysis: engine and application layers go to the fast tier
+  // (until a trace exists); it follows the same pull sessions as LASS.
+  std::shared_ptr<hbcsa::StaticAdvisor> static_advisor;
+  if (tracker != nullptr && config.hbcsa.enabled) {
+    hbcsa::StaticAdvisorOptions so;
+    so.content_root = content_root;
+    so.sessions = [tracker, keep = sessions] { return tracker->Sessions(); };  // keeps the watcher alive
+    static_advisor = std::make_shared<hbcsa::StaticAdvisor>(std::move(so));
   }
   // The advisor asks the core for the slow tier's measured write-back rate;
   // the core exists only after the advisor, hence the indirection.
@@ -175,7 +189,14 @@ int Run(int argc, char** argv) {
   std::string flush_why;
   config.flush_slow_commits = ResolveFlush(config, &flush_why);
   SnapshotterOptions options = config.ToOptions();
-  options.advisor = advisor;
+  // Placement inputs in order: static analysis (it only ever says "fast"),
+  // then LASS; the label and the budget stay the core's.
+  if (static_advisor) {
+    options.advisor = std::make_shared<hbcsa::CompositeAdvisor>(
+        std::vector<std::shared_ptr<PlacementAdvisor>>{static_advisor, advisor});
+  } else {
+    options.advisor = advisor;
+  }
   // HBCSA: the core tells the recorder about container rootfs snapshots; the
   // recorder has the tracer watch them and merges traces into profiles.
   std::shared_ptr<hbcsa::ColdStartRecorder> recorder;
