@@ -182,9 +182,7 @@ absl::Status Mover::Switch(uint64_t id, Tier to, uint64_t new_gen,
   });
 }
 
-absl::StatusOr<MigrationOutcome> Mover::Migrate(const std::string& key, Tier to, bool wait) {
-  if (wait) return RunMigration(key, to, /*background=*/true);
-  // Check now so that a bad request fails at once, not in the log.
+absl::StatusOr<SnapshotRecord> Mover::CommittedRecord(const std::string& key) const {
   SnapshotRecord rec;
   NDOCKER_RETURN_IF_ERROR(meta_.View([&](const MetaTxn& txn) -> absl::Status {
     auto r = txn.Get(key);
@@ -197,6 +195,15 @@ absl::StatusOr<MigrationOutcome> Mover::Migrate(const std::string& key, Tier to,
     return absl::FailedPreconditionError(
         absl::StrCat("snapshot ", key, " is ", KindName(rec.kind), "; only committed snapshots migrate"));
   }
+  return rec;
+}
+
+absl::StatusOr<MigrationOutcome> Mover::Migrate(const std::string& key, Tier to, bool wait) {
+  if (wait) return RunMigration(key, to, /*background=*/true);
+  // Check now so that a bad request fails at once, not in the log.
+  auto found = CommittedRecord(key);
+  if (!found.ok()) return found.status();
+  const SnapshotRecord& rec = *found;
   if (rec.tier == to) return MigrationOutcome{key, rec.tier, to, "already"};
   absl::MutexLock lock(&mu_);
   queue_.push_back(Job{key, to});
@@ -204,18 +211,9 @@ absl::StatusOr<MigrationOutcome> Mover::Migrate(const std::string& key, Tier to,
 }
 
 absl::StatusOr<MigrationOutcome> Mover::RunMigration(const std::string& key, Tier to, bool background) {
-  SnapshotRecord rec;
-  NDOCKER_RETURN_IF_ERROR(meta_.View([&](const MetaTxn& txn) -> absl::Status {
-    auto r = txn.Get(key);
-    if (!r.ok()) return r.status();
-    if (!r->has_value()) return absl::NotFoundError(absl::StrCat("snapshot ", key, " does not exist"));
-    rec = **r;
-    return absl::OkStatus();
-  }));
-  if (rec.kind != Kind::kCommitted) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("snapshot ", key, " is ", KindName(rec.kind), "; only committed snapshots migrate"));
-  }
+  auto found = CommittedRecord(key);
+  if (!found.ok()) return found.status();
+  const SnapshotRecord rec = *std::move(found);
   const Tier from = rec.tier;
   if (from == to) return MigrationOutcome{key, from, to, "already"};
   if (!MarkBusy(rec.id)) {

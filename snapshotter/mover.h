@@ -115,6 +115,8 @@ class Mover {
     std::string key;
     Tier to;
   };
+  // The record of `key`: NotFound, or FailedPrecondition unless committed.
+  absl::StatusOr<SnapshotRecord> CommittedRecord(const std::string& key) const;
   absl::StatusOr<MigrationOutcome> RunMigration(const std::string& key, Tier to, bool background);
   void WorkerLoop();
 
