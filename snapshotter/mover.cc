@@ -14,6 +14,7 @@
 #include "snapshotter/fs_ops.h"
 #include "snapshotter/log.h"
 #include "snapshotter/mount_use.h"
+#include "snapshotter/placement.h"
 #include "snapshotter/status_macros.h"
 #include "snapshotter/tree_copy.h"
 
@@ -263,6 +264,18 @@ absl::StatusOr<MigrationOutcome> Mover::RunMigration(const std::string& key, Tie
         next.retired.push_back(RetiredCopy{from, rec.generation, watermark});
         next.tier = to;
         next.generation = new_gen;
+        // Where it is now, and why: the first placement stays in the reason
+        // (once, however often it moves).
+        static constexpr char kFirst[] = "; placed first by ";
+        std::string first = absl::StrCat(kFirst, next.placement_rule, ": ", next.placement_reason);
+        if (next.placement_rule == rule::kMigrated) {
+          const size_t at = next.placement_reason.find(kFirst);
+          first = at == std::string::npos ? "" : next.placement_reason.substr(at);
+        }
+        next.placement_reason = absl::StrCat("migrated ", TierName(from), " -> ", TierName(to), " at ",
+                                             absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()),
+                                             first);
+        next.placement_rule = rule::kMigrated;
         return txn.Put(key, next);
       },
       fault::kMigrateAfterTxn, fault::kMigrateAfterLink);

@@ -21,6 +21,7 @@ inline constexpr char kContainerRootfs[] = "container-rootfs";
 inline constexpr char kBudgetFull[] = "budget-full";       // fast wanted, no room at Prepare
 inline constexpr char kBudgetCommit[] = "budget-commit";   // moved to slow at Commit
 inline constexpr char kFastFsFull[] = "fast-fs-full";      // fast filesystem lacks room for it
+inline constexpr char kMigrated[] = "migrated";            // moved later by the mover
 inline constexpr char kLdlBelow[] = "ldl-below";           // a later layer downloads longer
 inline constexpr char kLdlLast[] = "ldl-last";             // the last-downloading layer
 inline constexpr char kNoDownloads[] = "no-downloads";     // nothing else left to download

@@ -117,6 +117,11 @@ TEST_CASE("old copies stay while snapshots made before the switch exist", "[move
   SnapshotRecord r = Record(*s, "base");
   CHECK(r.tier == Tier::kFast);
   CHECK(r.generation == 2);
+  CHECK(r.placement_rule == "migrated");
+  CHECK(r.placement_reason.rfind("migrated slow -> fast at ", 0) == 0);
+  // The first placement is kept once, however often the layer moves.
+  CHECK(r.placement_reason.find("; placed first by container-rootfs: ") != std::string::npos);
+  CHECK(r.placement_reason.find("placed first by migrated") == std::string::npos);
   REQUIRE(r.retired.size() == 2);
   CHECK(fs::exists(s->layout().FsDir(Tier::kFast, id, 0) + "/file"));  // the container's copy
   CHECK(fs::exists(s->layout().FsDir(Tier::kSlow, id, 1) + "/file"));
