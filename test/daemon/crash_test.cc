@@ -35,6 +35,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
+
 #include "snapshotter/layout.h"
 #include "test/daemon/admin_rpc_client.h"
 #include "test/daemon/daemon_fixture.h"
@@ -741,7 +743,7 @@ class CrashScenario {
       if (!linked.contains(id)) problems.push_back(s.key() + " (id " + std::to_string(id) + ") has no l/ link");
       // Its current generation's dir is where the link points.
       const std::string name = s.generation() == 0 ? std::to_string(id)
-                                                   : std::to_string(id) + "-" + std::to_string(s.generation());
+                                                   : absl::StrCat(id, "-", s.generation());
       const std::string dir = (s.tier() == "fast" ? tiers_.fast() : tiers_.slow()) + "/snapshots/" + name;
       std::error_code dec;
       if (!fs::is_directory(dir + "/fs", dec)) {
@@ -802,7 +804,7 @@ class CrashScenario {
       if (a->retired_size() != 1) return std::to_string(a->retired_size()) + " retired copies";
       const auto& r = a->retired(0);
       const std::string dir = (r.tier() == "fast" ? tiers_.fast() : tiers_.slow()) + "/snapshots/" +
-                              std::to_string(a->id()) + (r.generation() == 0 ? "" : "-" + std::to_string(r.generation()));
+                              absl::StrCat(a->id(), r.generation() == 0 ? "" : absl::StrCat("-", r.generation()));
       return fs::is_directory(dir + "/fs") ? "" : "retired copy " + dir + " is gone";
     };
     auto check = [&](const std::string& when) {

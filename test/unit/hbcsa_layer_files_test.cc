@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "absl/strings/str_cat.h"
 #include <fstream>
 
 #include "hbcsa_blobs.h"
@@ -154,7 +156,7 @@ TEST_CASE("hbcsa: missing blobs, symlinked blobs and bad digests", "[hbcsa]") {
 TEST_CASE("hbcsa: entry and path limits", "[hbcsa]") {
   ndocker::testing::TempDir dir;
   std::vector<TarEntry> many;
-  for (int i = 0; i < 50; ++i) many.push_back(File("f" + std::to_string(i)));
+  for (int i = 0; i < 50; ++i) many.push_back(File(absl::StrCat("f", i)));
   BuiltLayer layer = PutLayer(dir.path(), many);
   LayerReadLimits limits;
   limits.max_entries = 10;

@@ -174,7 +174,7 @@ TEST_CASE("tracer bench: CPU per traced start", "[.][hbcsa_tracer_bench]") {
   for (int i = 0; i < runs; ++i) {
     const std::string id = absl::StrCat("ndbench-", ::getpid(), "-", i);
     const std::string up = tier.root + "/snapshots/u" + std::to_string(i);
-    const std::string merged = tier.dir / ("m" + std::to_string(i));
+    const std::string merged = tier.dir / absl::StrCat("m", i);
     fs::create_directories(up + "/fs");
     fs::create_directories(up + "/work");
     fs::create_directories(merged);
