@@ -29,10 +29,7 @@ struct LassConfig {
 
 // HBCSA part 1: cold starts traced (fanotify) into per-image profiles.
 struct HbcsaConfig {
-  // Off by default until the tracer drains events before a mount is torn
-  // down: a queued open event pins its mount, so an unmount that does not
-  // retry (containerd's does) can see EBUSY.
-  bool enabled = false;
+  bool enabled = true;
   int64_t quiet_ms = 2000;    // a trace ends when the container opened nothing new for this long
   int64_t limit_ms = 30000;   // or at this limit from its first open
   int64_t max_files = 100000; // per profile

@@ -36,6 +36,12 @@ void ColdStartRecorder::Removed(const std::string& key, Kind kind) {
 void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
   ProfileStore* store = store_.load();
   if (store == nullptr || chain.lowers.empty() || chain.lowers.front().id.empty()) return;
+  if (trace.end_reason == TraceEnd::kNeverStarted) {
+    // Created, never started (or removed first): nothing about its start.
+    spdlog::info("msg=\"cold-start trace dropped: the container never started\" container={} host_reads={}",
+                 Q(trace.container), trace.files.size());
+    return;
+  }
   const std::string top = chain.lowers.front().id;
   std::string image = image_of_ ? image_of_(top) : "";
   if (image.empty()) image = top;

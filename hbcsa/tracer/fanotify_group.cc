@@ -3,29 +3,59 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/fanotify.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "snapshotter/errno_status.h"
-
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x00004000U
-#endif
 
 namespace ndocker::hbcsa {
 
+namespace {
+
+uint64_t PackFsid(const int32_t val[2]) {
+  return static_cast<uint64_t>(static_cast<uint32_t>(val[0])) |
+         (static_cast<uint64_t>(static_cast<uint32_t>(val[1])) << 32);
+}
+
+// Fills fsid, dir_handle and name from the event's DFID_NAME record.
+bool ParseInfo(const fanotify_event_metadata* md, FanEvent* ev) {
+  const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
+  const char* end = reinterpret_cast<const char*>(md) + md->event_len;
+  while (p + sizeof(fanotify_event_info_header) <= end) {
+    fanotify_event_info_header hdr;
+    std::memcpy(&hdr, p, sizeof hdr);
+    if (hdr.len < sizeof hdr || p + hdr.len > end) return false;
+    if (hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+      fanotify_event_info_fid fid;
+      if (hdr.len < sizeof fid + sizeof(file_handle)) return false;
+      std::memcpy(&fid, p, sizeof fid);
+      ev->fsid = PackFsid(fid.fsid.val);
+      const char* fh = p + sizeof fid;
+      file_handle head;
+      std::memcpy(&head, fh, sizeof head);
+      const size_t handle_len = sizeof head + head.handle_bytes;
+      if (sizeof fid + handle_len >= hdr.len) return false;
+      ev->dir_handle.assign(fh, handle_len);
+      const char* name = fh + handle_len;
+      ev->name.assign(name, strnlen(name, static_cast<size_t>(p + hdr.len - name)));
+      return !ev->name.empty();
+    }
+    p += hdr.len;
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<FanotifyGroup> FanotifyGroup::Create(const Options& options) {
-  unsigned flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK;
+  unsigned flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
   if (options.unlimited_queue) flags |= FAN_UNLIMITED_QUEUE;
   const int fd = ::fanotify_init(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-  if (fd < 0) return LastErrnoStatus("fanotify_init");
+  if (fd < 0) return LastErrnoStatus("fanotify_init(FAN_REPORT_DFID_NAME)");
   return FanotifyGroup(UniqueFd(fd));
 }
 
@@ -45,6 +75,17 @@ absl::Status FanotifyGroup::UnmarkFilesystem(const std::string& path, uint64_t m
   return absl::OkStatus();
 }
 
+absl::Status FanotifyGroup::IgnoreMount(const std::string& path, uint64_t mask) {
+  // SURV_MODIFY: an ignore mask is otherwise cleared by the first write.
+  if (::fanotify_mark(fd_.get(),
+                      FAN_MARK_ADD | FAN_MARK_MOUNT | FAN_MARK_IGNORED_MASK |
+                          FAN_MARK_IGNORED_SURV_MODIFY,
+                      mask, AT_FDCWD, path.c_str()) != 0) {
+    return LastErrnoStatus("fanotify_mark(FAN_MARK_MOUNT ignore)", path);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> FanotifyGroup::Wait(absl::Duration timeout, int wake_fd) const {
   pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
   const int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
@@ -56,64 +97,7 @@ absl::StatusOr<bool> FanotifyGroup::Wait(absl::Duration timeout, int wake_fd) co
   return (fds[0].revents & POLLIN) != 0;
 }
 
-namespace {
-
-// Fills dev, ino, size, regular and mnt_id from one statx of the event fd.
-absl::Status StatEventFd(int fd, FanEvent* ev) {
-  struct statx stx;
-  if (::statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MNT_ID_UNIQUE,
-              &stx) != 0) {
-    return LastErrnoStatus("statx(event fd)");
-  }
-  ev->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-  ev->ino = stx.stx_ino;
-  ev->size = static_cast<int64_t>(stx.stx_size);
-  ev->regular = S_ISREG(stx.stx_mode);
-  if (stx.stx_mask & STATX_MNT_ID_UNIQUE) {
-    ev->mnt_id = stx.stx_mnt_id;
-    ev->mnt_id_unique = true;
-  } else if (stx.stx_mask & STATX_MNT_ID) {
-    ev->mnt_id = stx.stx_mnt_id;
-  } else {
-    absl::StatusOr<uint64_t> id = FdInfoMountId(fd);
-    if (!id.ok()) return id.status();
-    ev->mnt_id = *id;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadLinkFd(int fd, std::string* out) {
-  char proc[64];
-  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  char buf[4096];
-  const ssize_t n = ::readlink(proc, buf, sizeof buf);
-  if (n < 0) return LastErrnoStatus("readlink(event fd)");
-  if (static_cast<size_t>(n) == sizeof buf) return absl::OutOfRangeError("event path too long");
-  out->assign(buf, static_cast<size_t>(n));
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<uint64_t> FdInfoMountId(int fd) {
-  char proc[64];
-  std::snprintf(proc, sizeof proc, "/proc/self/fdinfo/%d", fd);
-  UniqueFd info(::open(proc, O_RDONLY | O_CLOEXEC));
-  if (!info.valid()) return LastErrnoStatus("open(fdinfo)");
-  char buf[512];
-  const ssize_t n = ::read(info.get(), buf, sizeof buf - 1);
-  if (n < 0) return LastErrnoStatus("read(fdinfo)");
-  const absl::string_view text(buf, static_cast<size_t>(n));
-  const size_t at = text.find("mnt_id:");
-  if (at == absl::string_view::npos) return absl::InternalError("fdinfo has no mnt_id");
-  absl::string_view rest = text.substr(at + 7);
-  rest = rest.substr(0, rest.find('\n'));
-  uint64_t id = 0;
-  if (!absl::SimpleAtoi(rest, &id)) return absl::InternalError("fdinfo mnt_id is not a number");
-  return id;
-}
-
-absl::StatusOr<size_t> FanotifyGroup::Read(std::vector<FanEvent>* out, const PreFilter& keep) {
+absl::StatusOr<size_t> FanotifyGroup::Read(std::vector<FanEvent>* out) {
   const ssize_t len = ::read(fd_.get(), buf_.data(), buf_.size());
   if (len < 0) {
     if (errno == EAGAIN || errno == EINTR) return size_t{0};
@@ -128,36 +112,29 @@ absl::StatusOr<size_t> FanotifyGroup::Read(std::vector<FanEvent>* out, const Pre
     }
     ++count;
     ++stats_.events;
+    FanEvent ev;
     if (md->mask & FAN_Q_OVERFLOW) {
-      FanEvent ev;
       ev.overflow = true;
       out->push_back(std::move(ev));
-      if (md->fd >= 0) ::close(md->fd);
       continue;
     }
-    if (md->fd < 0) {  // FAN_NOFD without overflow: nothing to resolve
-      ++stats_.errors;
-      continue;
-    }
-    UniqueFd efd(md->fd);
-    FanEvent ev;
     ev.pid = md->pid;
     ev.mask = md->mask;
-    if (absl::Status st = StatEventFd(efd.get(), &ev); !st.ok()) {
-      ++stats_.errors;
-      continue;
-    }
-    if (keep && !keep(ev)) {
-      ++stats_.skipped;
-      continue;
-    }
-    if (absl::Status st = ReadLinkFd(efd.get(), &ev.path); !st.ok()) {
-      ++stats_.errors;
+    if (!ParseInfo(md, &ev)) {
+      ++stats_.malformed;
       continue;
     }
     out->push_back(std::move(ev));
   }
   return count;
+}
+
+absl::StatusOr<uint64_t> FilesystemId(const std::string& path) {
+  struct statfs sfs;
+  if (::statfs(path.c_str(), &sfs) != 0) return LastErrnoStatus("statfs", path);
+  int32_t val[2];
+  std::memcpy(val, &sfs.f_fsid, sizeof val);
+  return PackFsid(val);
 }
 
 }  // namespace ndocker::hbcsa

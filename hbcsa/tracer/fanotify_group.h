@@ -2,14 +2,20 @@
 //
 // fanotify groups are a scarce system-wide resource (128 per user by
 // default): the daemon owns exactly one and puts one FAN_MARK_FILESYSTEM mark
-// per tier filesystem on it. Events carry an open fd (no FAN_REPORT_FID), so
-// each is resolved at once (statx, readlink) and the fd closed.
+// per tier filesystem on it.
+//
+// The group reports file handles (FAN_REPORT_DFID_NAME), never open fds: an
+// fd-reporting event holds a reference to the mount it came through from the
+// moment it is queued until the reader closes the fd, so a plain umount of a
+// bind mount of a snapshot (a view, a scratch layer) could fail with EBUSY
+// whenever a read happened just before it. A handle pins nothing; the
+// event names the real (lower) file's parent directory and its name, which
+// is also what says which layer served the open.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,25 +30,14 @@ struct FanEvent {
   bool overflow = false;  // FAN_Q_OVERFLOW: events were lost; nothing else is set
   int32_t pid = 0;
   uint64_t mask = 0;
-  // readlink(/proc/self/fd/<event fd>): for an open through an overlay from
-  // inside the container's mount namespace, the merged-view (rootfs-relative)
-  // path; from the host, the path under the overlay's mount point.
-  std::string path;
-  uint64_t dev = 0;     // of the file that was opened (the real layer file)
-  uint64_t ino = 0;
-  int64_t size = 0;
-  bool regular = false;
-  // The mount the event fd refers to. A 64-bit never-reused id when the
-  // kernel has STATX_MNT_ID_UNIQUE (≥ 6.8, mnt_id_unique = true), else the
-  // reusable id of /proc/self/fdinfo and mountinfo.
-  uint64_t mnt_id = 0;
-  bool mnt_id_unique = false;
+  uint64_t fsid = 0;       // of the filesystem the file is on (the tier's)
+  std::string dir_handle;  // handle_type + f_handle of the parent directory
+  std::string name;        // the file's name in that directory
 };
 
 struct FanReadStats {
-  uint64_t events = 0;      // events read (overflow included)
-  uint64_t skipped = 0;     // dropped by the pre-filter (no readlink)
-  uint64_t errors = 0;      // an event whose fd could not be resolved
+  uint64_t events = 0;     // events read (overflow included)
+  uint64_t malformed = 0;  // an event without a parent directory and name
 };
 
 class FanotifyGroup {
@@ -54,8 +49,8 @@ class FanotifyGroup {
     bool unlimited_queue = false;
   };
 
-  // fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK [| FAN_UNLIMITED_QUEUE],
-  //               O_RDONLY | O_LARGEFILE | O_CLOEXEC).
+  // fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK |
+  //               FAN_REPORT_DFID_NAME [| FAN_UNLIMITED_QUEUE], O_RDONLY).
   static absl::StatusOr<FanotifyGroup> Create(const Options& options);
   static absl::StatusOr<FanotifyGroup> Create() { return Create(Options{}); }
 
@@ -67,19 +62,19 @@ class FanotifyGroup {
   // mount, overlays built on it included (their private clones of it).
   absl::Status MarkFilesystem(const std::string& path, uint64_t mask);
   absl::Status UnmarkFilesystem(const std::string& path, uint64_t mask);
+  // An ignore mask on the mount holding `path`: opens made through that very
+  // mount (a host process reading a tier directly) are dropped by the kernel.
+  // Overlays use private clones of their layers' mounts, so opens through
+  // them still come.
+  absl::Status IgnoreMount(const std::string& path, uint64_t mask);
 
   // Waits until events are ready or `timeout` passes (also returns when
   // `wake_fd` >= 0 becomes readable). True when the group has events.
   absl::StatusOr<bool> Wait(absl::Duration timeout, int wake_fd = -1) const;
 
-  // Called after statx, before readlink: false drops the event cheaply (e.g.
-  // an open through a host mount of a tier). `path` is empty at that point.
-  using PreFilter = std::function<bool(const FanEvent&)>;
-
-  // Reads what is queued (non-blocking) and appends resolved events to
-  // `out`; every event fd is closed. Returns how many were read; 0 when
-  // nothing is queued.
-  absl::StatusOr<size_t> Read(std::vector<FanEvent>* out, const PreFilter& keep = nullptr);
+  // Reads what is queued (non-blocking) and appends the events to `out`.
+  // Returns how many were read; 0 when nothing is queued.
+  absl::StatusOr<size_t> Read(std::vector<FanEvent>* out);
 
   const FanReadStats& stats() const { return stats_; }
   int fd() const { return fd_.get(); }
@@ -91,7 +86,7 @@ class FanotifyGroup {
   FanReadStats stats_;
 };
 
-// Reads "mnt_id:" from /proc/self/fdinfo/<fd> (the reusable mount id).
-absl::StatusOr<uint64_t> FdInfoMountId(int fd);
+// The fsid fanotify reports for the filesystem holding `path` (statfs).
+absl::StatusOr<uint64_t> FilesystemId(const std::string& path);
 
 }  // namespace ndocker::hbcsa

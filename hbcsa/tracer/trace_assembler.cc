@@ -1,9 +1,7 @@
 #include "hbcsa/tracer/trace_assembler.h"
 
 #include <algorithm>
-#include <numeric>
 
-#include "absl/strings/match.h"
 
 namespace ndocker::hbcsa {
 
@@ -18,99 +16,87 @@ const char* TraceEndName(TraceEnd end) {
   return "unknown";
 }
 
-void TraceAssembler::Watch(const std::string& container, absl::Time now) {
+void TraceAssembler::Watch(const std::string& container, RootfsChain chain, absl::Time now) {
   if (traces_.count(container)) return;
   Open& open = traces_[container];
   open.trace.container = container;
   open.trace.start = now;
+  open.chain = std::move(chain);
   open.watched = now;
 }
 
-void TraceAssembler::Add(const TraceEvent& event) {
-  if (lookup_->IsHostMount(event.mnt_id)) {
-    ++stats_.host_dropped;
-    return;
+const LayerDir* TraceAssembler::LowerOf(const Open& open, const std::string& dir) {
+  for (const LayerDir& l : open.chain.lowers) {
+    if (l.dir == dir) return &l;
   }
-  if (event.path.empty() || event.path[0] != '/' || absl::EndsWith(event.path, " (deleted)")) {
-    ++stats_.deleted;
-    return;
-  }
-  Attribute(event, next_seq_++);
+  return nullptr;
 }
 
-void TraceAssembler::Attribute(const TraceEvent& event, uint64_t seq) {
-  std::string container;
-  std::string path = event.path;
-  if (auto host = lookup_->ContainerOfHostPath(event.path)) {
-    // An open from the host through the rootfs mount (a hook, containerd).
-    container = host->first;
-    path.erase(0, host->second.size());
-  } else if (auto it = owners_.find(event.mnt_id); it != owners_.end()) {
-    container = it->second.container;
-    if (container.empty()) {
+void TraceAssembler::Add(const TraceEvent& event) {
+  Open* open = nullptr;
+  bool own = true;
+  if (std::optional<std::string> by_pid = lookup_->ContainerOfPid(event.pid)) {
+    if (auto it = traces_.find(*by_pid); it != traces_.end()) open = &it->second;
+  }
+  if (open == nullptr) {
+    // No watched container's process: a hook or the runtime on the host
+    // reading through the rootfs mount, or a process that exited before its
+    // cgroup was read. The layer says whose it can be.
+    std::vector<Open*> holders;
+    for (auto& [key, o] : traces_) {
+      if (o.chain.upper_dir == event.layer_dir || LowerOf(o, event.layer_dir) != nullptr) {
+        holders.push_back(&o);
+      }
+    }
+    if (holders.empty()) {
       ++stats_.unattributed;
       return;
     }
-  } else if (auto by_pid = lookup_->ContainerOfPid(event.pid); by_pid && traces_.count(*by_pid)) {
-    container = *by_pid;
-  } else if (std::vector<std::string> serving = lookup_->ContainersServing(event);
-             serving.size() == 1) {
-    // The inode is in one watched container's chain only: its overlay.
-    container = serving.front();
-  } else {
-    std::vector<Held>& held = held_[event.mnt_id];
-    if (held.size() >= options_.pending_per_mount) {
-      // Nothing ties this overlay to a watched container: stop holding.
-      held.push_back(Held{event, seq, std::move(serving)});
-      DropHeld(held);
-      held_.erase(event.mnt_id);
-      owners_[event.mnt_id] = MountOwner{};
+    auto top = [](const Open* o) { return o->chain.lowers.empty() ? std::string() : o->chain.lowers.front().id; };
+    const bool one_image = std::all_of(holders.begin(), holders.end(),
+                                       [&](const Open* o) { return top(o) == top(holders.front()); });
+    if (!one_image) {
+      ++stats_.ambiguous;
+      for (Open* o : holders) o->trace.complete = false;
       return;
     }
-    held.push_back(Held{event, seq, std::move(serving)});
+    ++stats_.by_layer;
+    open = holders.front();
+    own = false;
+  }
+  if (event.layer_dir == open->chain.upper_dir) {
+    ++open->trace.dropped_upper;
     return;
   }
-  const bool new_owner = owners_.find(event.mnt_id) == owners_.end();
-  if (new_owner) owners_[event.mnt_id] = MountOwner{container};
-
-  if (auto it = traces_.find(container); it != traces_.end()) {
-    Record(it->second, event, seq, path);
-  } else {
-    ++stats_.after_end;
+  const LayerDir* layer = LowerOf(*open, event.layer_dir);
+  if (layer == nullptr) {
+    ++stats_.outside_chain;
+    return;
   }
-  if (new_owner) {
-    // Replay what this mount held, in arrival order.
-    if (auto h = held_.find(event.mnt_id); h != held_.end()) {
-      std::vector<Held> held = std::move(h->second);
-      held_.erase(h);
-      for (const Held& e : held) Attribute(e.event, e.seq);
-    }
-  }
+  Record(*open, event, layer->id, own);
 }
 
-void TraceAssembler::Record(Open& open, const TraceEvent& event, uint64_t seq,
-                            const std::string& path) {
+void TraceAssembler::Record(Open& open, const TraceEvent& event, const std::string& layer, bool own) {
   if (open.started && (event.time - open.trace.start >= options_.limit ||
                        event.time - open.last_new >= options_.quiet)) {
     // The trace is over (Tick has not run yet): same result whatever the tick.
     ++stats_.after_end;
     return;
   }
-  if (!open.started) {
+  // Host reads before the container's first own open (CRI's CreateContainer
+  // reads /etc/passwd and /etc/group through a temporary mount; hooks) are
+  // its files, but its start is its own first open: StartContainer may come
+  // long after CreateContainer.
+  if (!open.started && own) {
     open.started = true;
     open.trace.start = event.time;
     open.last_new = event.time;
   }
   ++open.trace.events;
   ++open.events_since_charge;
-  auto [it, inserted] = open.index.emplace(path, open.trace.files.size());
+  auto [it, inserted] = open.index.emplace(event.path, open.trace.files.size());
   if (!inserted) {
-    TraceFile& f = open.trace.files[it->second];
-    f.mask |= event.mask;
-    if (seq < open.seq[it->second]) {  // a held event that came first
-      open.seq[it->second] = seq;
-      open.first[it->second] = event.time;
-    }
+    open.trace.files[it->second].mask |= event.mask;
     return;
   }
   if (open.trace.files.size() >= options_.max_files) {
@@ -119,16 +105,14 @@ void TraceAssembler::Record(Open& open, const TraceEvent& event, uint64_t seq,
     return;
   }
   TraceFile f;
-  f.path = path;
-  f.dev = event.dev;
-  f.ino = event.ino;
-  f.size = event.size;
+  f.path = event.path;
+  f.layer = layer;
+  f.layer_dir = event.layer_dir;
   f.mask = event.mask;
-  if (event.time < open.trace.start) open.trace.start = event.time;  // held, replayed
+  f.first_access = open.started ? std::max(absl::ZeroDuration(), event.time - open.trace.start)
+                                 : absl::ZeroDuration();
   open.trace.files.push_back(std::move(f));
-  open.seq.push_back(seq);
-  open.first.push_back(event.time);
-  open.last_new = std::max(open.last_new, event.time);
+  if (open.started) open.last_new = std::max(open.last_new, event.time);
 }
 
 void TraceAssembler::Overflow() {
@@ -151,47 +135,10 @@ Trace TraceAssembler::Finish(Open& open, TraceEnd why, absl::Time now) {
   Trace t = std::move(open.trace);
   t.end = now;
   t.end_reason = why;
-  // First-access order: held events replay late, so order by arrival seq.
-  std::vector<size_t> order(t.files.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return open.seq[a] < open.seq[b]; });
-  std::vector<TraceFile> files;
-  files.reserve(order.size());
-  for (size_t i : order) {
-    files.push_back(std::move(t.files[i]));
-    files.back().first_access = std::max(absl::ZeroDuration(), open.first[i] - t.start);
-  }
-  t.files = std::move(files);
   return t;
 }
 
-void TraceAssembler::DropHeld(const std::vector<Held>& held) {
-  for (const Held& h : held) {
-    if (h.candidates.empty()) {
-      ++stats_.unattributed;
-      continue;
-    }
-    // Several watched containers could have opened it (same image, same
-    // layers) and no pid told which: each candidate may be short.
-    ++stats_.ambiguous;
-    for (const std::string& c : h.candidates) {
-      if (auto t = traces_.find(c); t != traces_.end()) t->second.trace.complete = false;
-    }
-  }
-}
-
 std::vector<Trace> TraceAssembler::Tick(absl::Time now) {
-  // Held events that nothing claimed within a quiet period are dropped
-  // (before the traces they could belong to end).
-  for (auto it = held_.begin(); it != held_.end();) {
-    if (!it->second.empty() && now - it->second.front().event.time >= options_.quiet) {
-      DropHeld(it->second);
-      it = held_.erase(it);
-    } else {
-      ++it;
-    }
-  }
   std::vector<Trace> done;
   for (auto it = traces_.begin(); it != traces_.end();) {
     Open& open = it->second;
@@ -214,11 +161,6 @@ std::vector<Trace> TraceAssembler::Tick(absl::Time now) {
 }
 
 std::optional<Trace> TraceAssembler::End(const std::string& container, absl::Time now) {
-  // Later events of its mounts need no look-up to be dropped... but the
-  // container is gone: forget its mounts.
-  for (auto it = owners_.begin(); it != owners_.end();) {
-    it = it->second.container == container ? owners_.erase(it) : std::next(it);
-  }
   auto it = traces_.find(container);
   if (it == traces_.end()) return std::nullopt;
   Trace t = Finish(it->second, it->second.started ? TraceEnd::kExit : TraceEnd::kNeverStarted, now);
@@ -233,28 +175,16 @@ std::vector<Trace> TraceAssembler::EndAll(absl::Time now) {
   return done;
 }
 
-void AttributeLayers(const RootfsChain& chain, const IdentifyFn& identify, Trace* trace) {
+void FillSizes(const SizeFn& size_of, Trace* trace) {
   std::vector<TraceFile> kept;
   kept.reserve(trace->files.size());
   for (TraceFile& f : trace->files) {
-    const std::string rel = f.path.size() > 1 ? f.path.substr(1) : std::string();
-    const std::pair<uint64_t, uint64_t> want{f.dev, f.ino};
-    if (!chain.upper_dir.empty() && identify(chain.upper_dir, rel) == want) {
-      ++trace->dropped_upper;
-      continue;
-    }
-    bool found = false;
-    for (const LayerDir& layer : chain.lowers) {
-      if (identify(layer.dir, rel) == want) {
-        f.layer = layer.id;
-        found = true;
-        break;
-      }
-    }
-    if (!found) {
+    std::optional<int64_t> size = size_of(f.layer_dir, f.path.size() > 1 ? f.path.substr(1) : "");
+    if (!size) {
       ++trace->dropped_unresolved;
       continue;
     }
+    f.size = *size;
     kept.push_back(std::move(f));
   }
   trace->files = std::move(kept);

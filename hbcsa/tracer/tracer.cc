@@ -7,22 +7,19 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "snapshotter/errno_status.h"
 #include "snapshotter/log.h"
-#include "snapshotter/mountinfo.h"
-
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x00004000U
-#endif
 
 namespace ndocker::hbcsa {
 
@@ -42,48 +39,6 @@ std::string ReadSmallFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-struct MountLine {
-  uint64_t id = 0;
-  uint64_t dev = 0;
-  std::string mount_point;
-  std::string fs_type;
-  std::string super_options;  // raw (',' in values escaped)
-};
-
-std::vector<MountLine> ReadMountLines() {
-  std::vector<MountLine> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    if (f.size() < 10) continue;
-    MountLine m;
-    if (!absl::SimpleAtoi(f[0], &m.id)) continue;
-    std::pair<absl::string_view, absl::string_view> mm = absl::StrSplit(f[2], ':');
-    unsigned maj = 0, min = 0;
-    if (!absl::SimpleAtoi(mm.first, &maj) || !absl::SimpleAtoi(mm.second, &min)) continue;
-    m.dev = makedev(maj, min);
-    m.mount_point = UnescapeMountInfo(f[4]);
-    size_t dash = 6;
-    while (dash < f.size() && f[dash] != "-") ++dash;
-    if (dash + 3 >= f.size()) continue;
-    m.fs_type = std::string(f[dash + 1]);
-    m.super_options = std::string(f[dash + 3]);
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
-std::optional<uint64_t> UniqueMountId(const std::string& path) {
-  struct statx stx;
-  if (::statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE,
-              &stx) != 0 ||
-      !(stx.stx_mask & STATX_MNT_ID_UNIQUE)) {
-    return std::nullopt;
-  }
-  return stx.stx_mnt_id;
 }
 
 }  // namespace
@@ -115,116 +70,53 @@ std::optional<std::string> CgroupPathFromProcText(const std::string& text) {
 
 // ---- ProcLookup
 
-void ProcLookup::Rescan() {
-  last_scan_ = absl::Now();
-  host_ids_.clear();
-  std::vector<MountLine> lines = ReadMountLines();
-  for (const MountLine& m : lines) {
-    if (std::find(tier_devs_.begin(), tier_devs_.end(), m.dev) != tier_devs_.end()) {
-      host_ids_.insert(m.id);
-      if (auto unique = UniqueMountId(m.mount_point)) host_ids_.insert(*unique);
-    }
-    if (m.fs_type != "overlay") continue;
-    for (absl::string_view opt : absl::StrSplit(m.super_options, ',')) {
-      if (!absl::ConsumePrefix(&opt, "upperdir=")) continue;
-      const std::string upper = UnescapeMountInfo(opt);
-      for (const auto& [container, chain] : chain_of_) {
-        if (upper == chain.upper_dir) mountpoint_[container] = m.mount_point;
-      }
-    }
-  }
-}
-
-bool ProcLookup::IsHostMount(uint64_t mnt_id) {
-  if (auto it = host_.find(mnt_id); it != host_.end()) return it->second;
-  if (absl::Now() - last_scan_ >= absl::Milliseconds(100)) Rescan();
-  if (host_.size() > 100000) host_.clear();
-  const bool host = host_ids_.count(mnt_id) > 0;
-  host_[mnt_id] = host;
-  return host;
-}
-
 std::optional<std::string> ProcLookup::ContainerOfPid(int32_t pid) {
+  const absl::Time now = absl::Now();
+  // Long enough for a process's burst of opens, short against pid reuse.
+  constexpr absl::Duration kRemember = absl::Milliseconds(500);
+  if (auto it = pids_.find(pid); it != pids_.end()) {
+    if (now - it->second.at < kRemember) return it->second.container;
+    pids_.erase(it);
+  }
   const std::string text = ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup");
   std::optional<std::string> path = CgroupPathFromProcText(text);
-  if (!path) return std::nullopt;
-  return ContainerIdFromCgroupPath(*path);
-}
-
-std::optional<std::pair<std::string, std::string>> ProcLookup::ContainerOfHostPath(
-    const std::string& path) {
-  for (int pass = 0; pass < 2; ++pass) {
-    for (const auto& [container, mp] : mountpoint_) {
-      if (path.size() > mp.size() && absl::StartsWith(path, mp) && path[mp.size()] == '/') {
-        return std::make_pair(container, mp);
-      }
-    }
-    // A watched rootfs not yet seen mounted: look again (rate-limited).
-    if (pass == 0 && mountpoint_.size() < chain_of_.size() &&
-        absl::Now() - last_scan_ >= absl::Milliseconds(100)) {
-      Rescan();
-    } else {
-      break;
+  if (!path) return std::nullopt;  // gone: not remembered
+  if (pids_.size() > 4096) {
+    for (auto it = pids_.begin(); it != pids_.end();) {
+      it = now - it->second.at >= kRemember ? pids_.erase(it) : std::next(it);
     }
   }
-  return std::nullopt;
+  std::string container = ContainerIdFromCgroupPath(*path);
+  pids_[pid] = Known{container, now};
+  return container;
 }
 
-std::vector<std::string> ProcLookup::ContainersServing(const TraceEvent& event) {
-  std::vector<std::string> out;
-  const std::string rel = event.path.substr(1);
-  const std::pair<uint64_t, uint64_t> want{event.dev, event.ino};
-  for (const auto& [container, chain] : chain_of_) {
-    bool match = !chain.upper_dir.empty() && IdentifyInDir(chain.upper_dir, rel) == want;
-    for (size_t i = 0; !match && i < chain.lowers.size(); ++i) {
-      match = IdentifyInDir(chain.lowers[i].dir, rel) == want;
-    }
-    if (match) out.push_back(container);
-  }
-  return out;
-}
+// ---- SizeInDir
 
-void ProcLookup::Watch(const std::string& container, const RootfsChain& chain) {
-  chain_of_[container] = chain;
-}
-
-void ProcLookup::Forget(const std::string& container) {
-  chain_of_.erase(container);
-  mountpoint_.erase(container);
-}
-
-// ---- IdentifyInDir
-
-std::optional<std::pair<uint64_t, uint64_t>> IdentifyInDir(const std::string& dir,
-                                                           const std::string& rel) {
+std::optional<int64_t> SizeInDir(const std::string& dir, const std::string& rel) {
   UniqueFd root(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return std::nullopt;
-  int fd = root.get();
-  UniqueFd file;
-  if (!rel.empty()) {
-    open_how how{};
-    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV;
-    const long r = ::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how);
-    if (r < 0) return std::nullopt;
-    file.Reset(static_cast<int>(r));
-    fd = file.get();
-  }
+  if (!root.valid() || rel.empty()) return std::nullopt;
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV;
+  const long r = ::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how);
+  if (r < 0) return std::nullopt;
+  UniqueFd file(static_cast<int>(r));
   struct stat st;
-  if (::fstat(fd, &st) != 0) return std::nullopt;
-  // A whiteout (0/0 char device) serves nothing.
-  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return std::nullopt;
-  return std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+  if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return static_cast<int64_t>(st.st_size);
 }
 
 // ---- Tracer
 
 Tracer::Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-               std::vector<uint64_t> tier_devs)
+               std::vector<std::string> tier_roots, DirResolver dirs)
     : group_(std::move(group)),
       options_(options),
       sink_(sink),
-      lookup_(std::move(tier_devs)),
+      tier_roots_(std::move(tier_roots)),
+      own_pid_(static_cast<int32_t>(::getpid())),
+      dirs_(std::move(dirs)),
       assembler_(options.assembler, &lookup_) {}
 
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const std::vector<std::string>& tier_roots,
@@ -234,22 +126,36 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const std::vector<std::str
       FanotifyGroup::Create(FanotifyGroup::Options{.unlimited_queue = options.unlimited_queue});
   if (!group.ok()) return group.status();
   const uint64_t mask = options.mask ? options.mask : (FAN_OPEN | FAN_OPEN_EXEC);
-  std::vector<uint64_t> devs;
+  std::vector<std::string> roots;
+  std::vector<uint64_t> marked;
+  DirResolver dirs;
   for (const std::string& root : tier_roots) {
-    struct stat st;
-    if (::stat(root.c_str(), &st) != 0) return LastErrnoStatus("stat(tier root)", root);
-    if (std::find(devs.begin(), devs.end(), st.st_dev) != devs.end()) continue;  // one mark per sb
-    if (absl::Status s = group->MarkFilesystem(root, mask); !s.ok()) return s;
-    devs.push_back(st.st_dev);
+    char real[PATH_MAX];
+    if (::realpath(root.c_str(), real) == nullptr) return LastErrnoStatus("realpath(tier root)", root);
+    roots.emplace_back(real);
+    absl::StatusOr<uint64_t> fsid = FilesystemId(real);
+    if (!fsid.ok()) return fsid.status();
+    if (std::find(marked.begin(), marked.end(), *fsid) == marked.end()) {  // one mark per sb
+      if (absl::Status s = group->MarkFilesystem(real, mask); !s.ok()) return s;
+      marked.push_back(*fsid);
+    }
+    if (absl::Status s = dirs.AddFilesystem(real); !s.ok()) return s;
+    // Opens through the tier's own mount are not a container's: the kernel
+    // drops them. Best effort: without it they are only dropped later.
+    if (absl::Status s = group->IgnoreMount(real, mask); !s.ok()) {
+      spdlog::warn("msg=\"tracer: host opens of a tier are not ignored by the kernel\" tier={} error={}",
+                   Q(root), Q(s.message()));
+    }
   }
   const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return LastErrnoStatus("eventfd");
-  std::unique_ptr<Tracer> t(new Tracer(*std::move(group), options, sink, std::move(devs)));
+  std::unique_ptr<Tracer> t(
+      new Tracer(*std::move(group), options, sink, std::move(roots), std::move(dirs)));
   t->wake_.Reset(efd);
   t->loop_ = std::thread([p = t.get()] { p->Loop(); });
   t->finisher_ = std::thread([p = t.get()] { p->FinishLoop(); });
-  spdlog::info("msg=\"tracer started\" tiers={} unlimited_queue={}", tier_roots.size(),
-               options.unlimited_queue);
+  spdlog::info("msg=\"tracer started\" tiers={} filesystems={} unlimited_queue={}", tier_roots.size(),
+               marked.size(), options.unlimited_queue);
   return t;
 }
 
@@ -269,10 +175,17 @@ Tracer::~Tracer() {
 }
 
 void Tracer::WatchContainer(const std::string& container, RootfsChain chain) {
+  // Events name canonical paths (the kernel resolved l/<id> links and any
+  // symlink in the root when the overlay was mounted).
+  auto canonical = [](std::string* dir) {
+    char real[PATH_MAX];
+    if (!dir->empty() && ::realpath(dir->c_str(), real) != nullptr) *dir = real;
+  };
+  canonical(&chain.upper_dir);
+  for (LayerDir& l : chain.lowers) canonical(&l.dir);
   absl::MutexLock l(&mu_);
-  lookup_.Watch(container, chain);
-  chains_[container] = std::move(chain);
-  assembler_.Watch(container, absl::Now());
+  chains_[container] = chain;
+  assembler_.Watch(container, std::move(chain), absl::Now());
 }
 
 void Tracer::ContainerGone(const std::string& container) {
@@ -282,7 +195,6 @@ void Tracer::ContainerGone(const std::string& container) {
     one.push_back(*std::move(t));
     Hand(std::move(one));
   }
-  lookup_.Forget(container);
   chains_.erase(container);
 }
 
@@ -291,6 +203,7 @@ TracerStats Tracer::stats() {
   TracerStats s = stats_;
   s.read = group_.stats();
   s.assembler = assembler_.stats();
+  s.dirs = dirs_.stats();
   return s;
 }
 
@@ -314,32 +227,46 @@ void Tracer::Loop() {
     absl::MutexLock l(&mu_);
     for (int i = 0; i < 256; ++i) {  // bounded: Tick below must run too
       events.clear();
-      absl::StatusOr<size_t> n = group_.Read(
-          &events, [this](const FanEvent& e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return !lookup_.IsHostMount(e.mnt_id);
-          });
+      absl::StatusOr<size_t> n = group_.Read(&events);
       if (!n.ok()) {
         spdlog::warn("msg=\"tracer read failed\" error={}", Q(n.status().message()));
         break;
       }
       const absl::Time now = absl::Now();
-      for (FanEvent& e : events) {
-        if (e.overflow) {
-          spdlog::warn("msg=\"fanotify queue overflow: open traces are incomplete\"");
-          assembler_.Overflow();
-          continue;
-        }
-        if (!e.regular) continue;
-        assembler_.Add(TraceEvent{e.pid, e.mask, std::move(e.path), e.dev, e.ino, e.size,
-                                  e.mnt_id, now});
-      }
+      for (FanEvent& e : events) Feed(e, now);
       if (*n == 0) break;
     }
     Hand(assembler_.Tick(absl::Now()));
+    if (assembler_.open_traces() == 0) dirs_.Clear();  // nothing stale survives an idle spell
     const absl::Duration cpu = ThreadCpu() - cpu0;
     stats_.loop_cpu += cpu;
     assembler_.ChargeCpu(cpu);
   }
+}
+
+void Tracer::Feed(FanEvent& e, absl::Time now) {
+  if (e.overflow) {
+    spdlog::warn("msg=\"fanotify queue overflow: open traces are incomplete\"");
+    assembler_.Overflow();
+    dirs_.Clear();
+    return;
+  }
+  if (e.pid == own_pid_) {
+    ++stats_.own;
+    return;
+  }
+  if (assembler_.open_traces() == 0) {
+    ++stats_.idle;  // nothing to trace: not even resolved
+    return;
+  }
+  std::optional<std::string> dir = dirs_.Resolve(e.fsid, e.dir_handle);
+  if (!dir) return;
+  std::optional<LayerPath> where = SplitLayerPath(tier_roots_, absl::StrCat(*dir, "/", e.name));
+  if (!where) {
+    ++stats_.not_layer;
+    return;
+  }
+  assembler_.Add(TraceEvent{e.pid, e.mask, std::move(where->layer_dir), std::move(where->path), now});
 }
 
 void Tracer::FinishLoop() {
@@ -357,7 +284,7 @@ void Tracer::FinishLoop() {
       finished_.pop_front();
     }
     const absl::Duration cpu0 = ThreadCpu();
-    AttributeLayers(item.second, IdentifyInDir, &item.first);
+    FillSizes(SizeInDir, &item.first);
     const absl::Duration cpu = ThreadCpu() - cpu0;
     item.first.cpu += cpu;
     {

@@ -1,13 +1,15 @@
 // The daemon's cold-start tracer: ONE fanotify group, one FAN_MARK_FILESYSTEM
 // mark (FAN_OPEN | FAN_OPEN_EXEC) per tier filesystem placed at start-up,
 // before any container exists, so no container's first exec can be missed
-// (DESIGN.md §6). Events through an overlay carry the merged-view path and
-// the real layer file's (dev, ino); the opener's cgroup names the container.
+// (DESIGN.md §6). An open through an overlay is reported on the real layer
+// file: its directory handle and name name the layer and the rootfs path;
+// the opener's cgroup names the container. Opens made through the tiers' own
+// host mounts are ignored by the kernel (an ignore mark per mount).
 //
 // Threads: an event thread drains the group and feeds the TraceAssembler; a
-// finisher thread attributes each ended trace to layers (file look-ups in the
-// chain's fs dirs) and hands it to the TraceSink. A tracer failure is logged;
-// it never fails a Prepare, a Mount or a container start.
+// finisher thread reads each ended trace's file sizes and hands it to the
+// TraceSink. A tracer failure is logged; it never fails a Prepare, a Mount or
+// a container start.
 #pragma once
 
 #include <sys/types.h>
@@ -29,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "hbcsa/tracer/fanotify_group.h"
+#include "hbcsa/tracer/layer_path.h"
 #include "hbcsa/tracer/trace_assembler.h"
 #include "snapshotter/unique_fd.h"
 
@@ -52,9 +55,13 @@ struct TracerOptions {
 struct TracerStats {
   FanReadStats read;
   AssemblerStats assembler;
+  DirResolverStats dirs;
+  uint64_t idle = 0;       // no trace open: dropped unresolved
+  uint64_t own = 0;        // opens by this daemon (the mover's copies)
+  uint64_t not_layer = 0;  // a tier file outside every snapshot's fs dir
   uint64_t traces = 0;
   absl::Duration loop_cpu;      // event thread, all events (host noise included)
-  absl::Duration finisher_cpu;  // layer attribution
+  absl::Duration finisher_cpu;  // file sizes
 };
 
 // Container id from a cgroup path: its last component, without a
@@ -64,35 +71,23 @@ std::string ContainerIdFromCgroupPath(const std::string& cgroup_path);
 // ("0::") when not "/", else the first named v1 hierarchy that is not "/".
 std::optional<std::string> CgroupPathFromProcText(const std::string& text);
 
-// The real look-ups: /proc/<pid>/cgroup, mountinfo (host mounts of the tier
-// devices, rootfs mount points of watched containers found by upperdir).
+// The real look-up: /proc/<pid>/cgroup, remembered briefly per pid (a
+// process opens many files in a burst).
 class ProcLookup : public TraceLookup {
  public:
-  explicit ProcLookup(std::vector<uint64_t> tier_devs) : tier_devs_(std::move(tier_devs)) {}
-  bool IsHostMount(uint64_t mnt_id) override;
   std::optional<std::string> ContainerOfPid(int32_t pid) override;
-  std::optional<std::pair<std::string, std::string>> ContainerOfHostPath(
-      const std::string& path) override;
-
-  std::vector<std::string> ContainersServing(const TraceEvent& event) override;
-
-  void Watch(const std::string& container, const RootfsChain& chain);
-  void Forget(const std::string& container);
 
  private:
-  void Rescan();
-  std::vector<uint64_t> tier_devs_;
-  std::unordered_map<uint64_t, bool> host_;  // mount id -> is a host mount
-  std::unordered_set<uint64_t> host_ids_;    // from the last scan
-  absl::Time last_scan_ = absl::InfinitePast();
-  std::map<std::string, RootfsChain> chain_of_;     // container -> its rootfs chain
-  std::map<std::string, std::string> mountpoint_;   // container -> rootfs mount point
+  struct Known {
+    std::string container;
+    absl::Time at;
+  };
+  std::unordered_map<int32_t, Known> pids_;
 };
 
 class Tracer {
  public:
   // Marks the filesystem of each tier root and starts the threads.
-  // `lookup` null: ProcLookup on the tiers' devices.
   static absl::StatusOr<std::unique_ptr<Tracer>> Start(const std::vector<std::string>& tier_roots,
                                                        const TracerOptions& options,
                                                        TraceSink* sink);
@@ -108,7 +103,8 @@ class Tracer {
 
  private:
   Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-         std::vector<uint64_t> tier_devs);
+         std::vector<std::string> tier_roots, DirResolver dirs);
+  void Feed(FanEvent& event, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void FinishLoop();
   void Hand(std::vector<Trace> traces);
@@ -119,11 +115,15 @@ class Tracer {
   UniqueFd wake_;  // eventfd
   std::atomic<bool> stop_{false};
 
+  const std::vector<std::string> tier_roots_;  // canonical
+  const int32_t own_pid_;
+
   absl::Mutex mu_;
   ProcLookup lookup_ ABSL_GUARDED_BY(mu_);
+  DirResolver dirs_ ABSL_GUARDED_BY(mu_);
   TraceAssembler assembler_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, RootfsChain> chains_ ABSL_GUARDED_BY(mu_);
   TracerStats stats_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, RootfsChain> chains_ ABSL_GUARDED_BY(mu_);  // for the sink
   std::deque<std::pair<Trace, RootfsChain>> finished_ ABSL_GUARDED_BY(mu_);
   bool finisher_stop_ ABSL_GUARDED_BY(mu_) = false;
 
@@ -131,8 +131,8 @@ class Tracer {
   std::thread finisher_;
 };
 
-// (dev, ino) of dir/rel, resolved beneath dir without following symlinks.
-std::optional<std::pair<uint64_t, uint64_t>> IdentifyInDir(const std::string& dir,
-                                                           const std::string& rel);
+// Size of the regular file dir/rel, resolved beneath dir without following
+// any symlink; nullopt if absent or not a regular file.
+std::optional<int64_t> SizeInDir(const std::string& dir, const std::string& rel);
 
 }  // namespace ndocker::hbcsa

@@ -1,10 +1,11 @@
-// TraceAssembler with a fake clock and fake look-ups; AttributeLayers with a
-// fake file identity; the cgroup parsing.
+// TraceAssembler with a fake clock and a fake pid look-up; FillSizes,
+// SplitLayerPath and the cgroup parsing.
 #include <catch2/catch.hpp>
 
 #include <map>
 #include <set>
 
+#include "hbcsa/tracer/layer_path.h"
 #include "hbcsa/tracer/trace_assembler.h"
 #include "hbcsa/tracer/tracer.h"
 
@@ -16,40 +17,26 @@ absl::Time At(double s) { return kT0 + absl::Seconds(s); }
 
 class FakeLookup : public TraceLookup {
  public:
-  std::set<uint64_t> host_mounts;
   std::map<int32_t, std::string> pid_container;
-  std::map<std::string, std::string> mount_points;  // container -> rootfs mount point
   int pid_calls = 0;
-  bool IsHostMount(uint64_t id) override { return host_mounts.count(id) > 0; }
   std::optional<std::string> ContainerOfPid(int32_t pid) override {
     ++pid_calls;
     auto it = pid_container.find(pid);
     if (it == pid_container.end()) return std::nullopt;
     return it->second;
   }
-  std::map<uint64_t, std::vector<std::string>> serving;  // ino -> containers
-  std::vector<std::string> ContainersServing(const TraceEvent& e) override {
-    auto it = serving.find(e.ino);
-    return it == serving.end() ? std::vector<std::string>{} : it->second;
-  }
-  std::optional<std::pair<std::string, std::string>> ContainerOfHostPath(
-      const std::string& path) override {
-    for (const auto& [c, mp] : mount_points) {
-      if (path.rfind(mp + "/", 0) == 0) return std::make_pair(c, mp);
-    }
-    return std::nullopt;
-  }
 };
 
-TraceEvent Ev(int32_t pid, uint64_t mnt, std::string path, double t, uint64_t ino = 0) {
+// Image A: layers A2 (top), base; image B: B2, base. Containers' uppers up-<c>.
+RootfsChain ChainA(const std::string& c) { return RootfsChain{"/t/up-" + c, {{"a2", "/t/A2"}, {"base", "/t/base"}}}; }
+RootfsChain ChainB(const std::string& c) { return RootfsChain{"/t/up-" + c, {{"b2", "/t/B2"}, {"base", "/t/base"}}}; }
+
+TraceEvent Ev(int32_t pid, std::string layer_dir, std::string path, double t) {
   TraceEvent e;
   e.pid = pid;
-  e.mnt_id = mnt;
+  e.layer_dir = std::move(layer_dir);
   e.path = std::move(path);
   e.time = At(t);
-  e.dev = 7;
-  e.ino = ino ? ino : std::hash<std::string>{}(e.path);
-  e.size = 100;
   e.mask = 0x20;
   return e;
 }
@@ -60,33 +47,34 @@ std::vector<std::string> Paths(const Trace& t) {
   return p;
 }
 
-TEST_CASE("TraceAssembler: dedup, first-access order, quiet end", "[hbcsa][tracer]") {
+TEST_CASE("TraceAssembler: dedup, first-access order, layer, quiet end", "[hbcsa][tracer]") {
   FakeLookup lk;
   lk.pid_container[10] = "c1";
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Add(Ev(10, 500, "/bin/sh", 5.0));
-  a.Add(Ev(10, 500, "/lib/ld.so", 5.1));
-  a.Add(Ev(10, 500, "/bin/sh", 5.2));
-  a.Add(Ev(10, 501, "/etc/conf", 5.3));
-  a.Add(Ev(10, 500, "/lib/ld.so", 6.0));  // a repeat is not "new"
-  CHECK(a.Tick(At(7.0)).empty());          // 1.7 s after the last new file
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Add(Ev(10, "/t/base", "/bin/sh", 5.0));
+  a.Add(Ev(10, "/t/base", "/lib/ld.so", 5.1));
+  a.Add(Ev(10, "/t/base", "/bin/sh", 5.2));
+  a.Add(Ev(10, "/t/A2", "/etc/conf", 5.3));
+  a.Add(Ev(10, "/t/base", "/lib/ld.so", 6.0));  // a repeat is not "new"
+  CHECK(a.Tick(At(7.0)).empty());               // 1.7 s after the last new file
   std::vector<Trace> done = a.Tick(At(7.31));
   REQUIRE(done.size() == 1);
   const Trace& t = done[0];
   CHECK(t.container == "c1");
   CHECK(Paths(t) == std::vector<std::string>{"/bin/sh", "/lib/ld.so", "/etc/conf"});
+  CHECK(t.files[0].layer == "base");
+  CHECK(t.files[2].layer == "a2");
+  CHECK(t.files[2].layer_dir == "/t/A2");
   CHECK(t.end_reason == TraceEnd::kQuiet);
   CHECK(t.complete);
   CHECK(t.events == 5);
   CHECK(t.start == At(5.0));
   CHECK(t.files[2].first_access == absl::Milliseconds(300));
   CHECK(a.open_traces() == 0);
-  // The pid was looked up once per new mount id only.
-  CHECK(lk.pid_calls == 2);
-  // Events after the end are counted, not traced.
-  a.Add(Ev(10, 500, "/late", 8));
-  CHECK(a.stats().after_end == 1);
+  // Events after the end are not traced.
+  a.Add(Ev(10, "/t/base", "/late", 8));
+  CHECK(a.stats().unattributed == 1);
 }
 
 TEST_CASE("TraceAssembler: the limit ends a trace that keeps opening new files",
@@ -96,10 +84,10 @@ TEST_CASE("TraceAssembler: the limit ends a trace that keeps opening new files",
   AssemblerOptions o;
   o.limit = absl::Seconds(30);
   TraceAssembler a(o, &lk);
-  a.Watch("c1", At(0));
+  a.Watch("c1", ChainA("c1"), At(0));
   std::vector<Trace> done;
   for (int i = 0; i < 40 && done.empty(); ++i) {
-    a.Add(Ev(10, 500, "/f" + std::to_string(i), 1.0 + i));
+    a.Add(Ev(10, "/t/base", "/f" + std::to_string(i), 1.0 + i));
     done = a.Tick(At(1.0 + i + 0.5));
   }
   REQUIRE(done.size() == 1);
@@ -107,11 +95,25 @@ TEST_CASE("TraceAssembler: the limit ends a trace that keeps opening new files",
   CHECK(done[0].files.size() == 30);  // f0 at 1 s .. f29 at 30 s, ended at 31.5 s
 }
 
+TEST_CASE("TraceAssembler: max_files caps a trace and marks it incomplete", "[hbcsa][tracer]") {
+  FakeLookup lk;
+  lk.pid_container[10] = "c1";
+  AssemblerOptions o;
+  o.max_files = 2;
+  TraceAssembler a(o, &lk);
+  a.Watch("c1", ChainA("c1"), At(0));
+  for (int i = 0; i < 4; ++i) a.Add(Ev(10, "/t/base", "/f" + std::to_string(i), 1.0));
+  std::optional<Trace> t = a.End("c1", At(2));
+  REQUIRE(t);
+  CHECK(Paths(*t) == std::vector<std::string>{"/f0", "/f1"});
+  CHECK_FALSE(t->complete);
+}
+
 TEST_CASE("TraceAssembler: a watched container that never opens anything is given up",
           "[hbcsa][tracer]") {
   FakeLookup lk;
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
+  a.Watch("c1", ChainA("c1"), At(0));
   CHECK(a.Tick(At(60)).empty());  // waiting for ctr task start is fine
   std::vector<Trace> done = a.Tick(At(601));
   REQUIRE(done.size() == 1);
@@ -123,13 +125,13 @@ TEST_CASE("TraceAssembler: overflow marks every open trace incomplete, later one
   FakeLookup lk;
   lk.pid_container = {{10, "c1"}, {20, "c2"}};
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Watch("c2", At(0));
-  a.Add(Ev(10, 500, "/a", 1));
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Watch("c2", ChainA("c2"), At(0));
+  a.Add(Ev(10, "/t/base", "/a", 1));
   a.Overflow();
-  a.Watch("c3", At(1.5));
+  a.Watch("c3", ChainB("c3"), At(1.5));
   lk.pid_container[30] = "c3";
-  a.Add(Ev(30, 700, "/x", 1.6));
+  a.Add(Ev(30, "/t/B2", "/x", 1.6));
   std::optional<Trace> c1 = a.End("c1", At(2));
   std::optional<Trace> c2 = a.End("c2", At(2));
   std::optional<Trace> c3 = a.End("c3", At(2));
@@ -146,123 +148,114 @@ TEST_CASE("TraceAssembler: two containers in parallel get separate traces", "[hb
   FakeLookup lk;
   lk.pid_container = {{10, "c1"}, {11, "c1"}, {20, "c2"}};
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Watch("c2", At(0));
-  // Same image (same paths), two overlays (two mount ids each).
-  a.Add(Ev(10, 500, "/bin/app", 1.0, 1));
-  a.Add(Ev(20, 600, "/bin/app", 1.0, 1));
-  a.Add(Ev(11, 501, "/etc/c1only", 1.1));
-  a.Add(Ev(20, 601, "/etc/c2only", 1.2));
-  a.Add(Ev(20, 600, "/lib/libc", 1.3));
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Watch("c2", ChainB("c2"), At(0));
+  a.Add(Ev(10, "/t/base", "/bin/sh", 1.0));  // the shared base: by pid
+  a.Add(Ev(20, "/t/base", "/bin/sh", 1.0));
+  a.Add(Ev(11, "/t/A2", "/etc/c1only", 1.1));
+  a.Add(Ev(20, "/t/B2", "/etc/c2only", 1.2));
+  a.Add(Ev(20, "/t/base", "/lib/libc", 1.3));
   std::vector<Trace> done = a.Tick(At(5));
   REQUIRE(done.size() == 2);
   std::map<std::string, std::vector<std::string>> by;
-  for (const Trace& t : done) by[t.container] = Paths(t);
-  CHECK(by["c1"] == std::vector<std::string>{"/bin/app", "/etc/c1only"});
-  CHECK(by["c2"] == std::vector<std::string>{"/bin/app", "/etc/c2only", "/lib/libc"});
+  for (const Trace& t : done) {
+    by[t.container] = Paths(t);
+    CHECK(t.complete);
+  }
+  CHECK(by["c1"] == std::vector<std::string>{"/bin/sh", "/etc/c1only"});
+  CHECK(by["c2"] == std::vector<std::string>{"/bin/sh", "/etc/c2only", "/lib/libc"});
 }
 
-TEST_CASE("TraceAssembler: host-mount opens, unwatched containers and non-container pids are dropped",
+TEST_CASE("TraceAssembler: upperdir files, other snapshots and unwatched containers are dropped",
           "[hbcsa][tracer]") {
   FakeLookup lk;
-  lk.host_mounts = {1, 2};
-  lk.pid_container = {{10, "c1"}, {99, "other"}};
-  AssemblerOptions o;
-  o.pending_per_mount = 4;
-  TraceAssembler a(o, &lk);
-  a.Watch("c1", At(0));
-  a.Add(Ev(10, 1, "/tier/snapshots/3/fs/bin/sh", 1.0));  // a host open of the tier
-  a.Add(Ev(1, 2, "/tier/snapshots/3/fs/etc/x", 1.0));
-  for (int i = 0; i < 5; ++i) a.Add(Ev(99, 800, "/u" + std::to_string(i), 1.0));  // not watched
-  a.Add(Ev(99, 800, "/u9", 1.1));  // given up: no look-up
-  a.Add(Ev(10, 500, "/bin/sh", 1.2));
-  CHECK(a.stats().host_dropped == 2);
-  CHECK(a.stats().unattributed == 6);
+  lk.pid_container = {{10, "c1"}, {99, "other"}, {1, "containerd.service"}};
+  TraceAssembler a(AssemblerOptions{}, &lk);
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Add(Ev(10, "/t/up-c1", "/tmp/out", 1.0));     // its own writes
+  a.Add(Ev(1, "/t/unpacking", "/usr/lib/x", 1.0));  // containerd applying a layer
+  a.Add(Ev(99, "/t/other-layer", "/u", 1.0));      // an unwatched container
+  a.Add(Ev(10, "/t/B2", "/etc/b", 1.1));           // c1's pid, not its chain
+  a.Add(Ev(10, "/t/base", "/bin/sh", 1.2));
+  CHECK(a.stats().unattributed == 2);
+  CHECK(a.stats().outside_chain == 1);
   std::optional<Trace> t = a.End("c1", At(3));
   REQUIRE(t);
   CHECK(Paths(*t) == std::vector<std::string>{"/bin/sh"});
+  CHECK(t->dropped_upper == 1);
 }
 
-TEST_CASE("TraceAssembler: events held until their mount is tied to a container keep their order",
+TEST_CASE("TraceAssembler: opens by a host process or a pid already gone are tied by the layer",
           "[hbcsa][tracer]") {
   FakeLookup lk;
-  lk.pid_container = {{10, "c1"}};
+  lk.pid_container = {{10, "c1"}, {4242, "containerd-shim"}};
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  // pid 9 exited before its cgroup was read: held on mount 500.
-  a.Add(Ev(9, 500, "/bin/entry", 1.0));
-  a.Add(Ev(10, 501, "/lib/libc", 1.1));
-  a.Add(Ev(10, 500, "/etc/conf", 1.2));  // ties 500 to c1, replays /bin/entry
-  std::optional<Trace> t = a.End("c1", At(3));
-  REQUIRE(t);
-  CHECK(Paths(*t) == std::vector<std::string>{"/bin/entry", "/lib/libc", "/etc/conf"});
-  CHECK(t->start == At(1.0));
-  CHECK(t->files[1].first_access == absl::Milliseconds(100));
-}
-
-TEST_CASE("TraceAssembler: a pid gone before its cgroup is read is tied by the inode its chain holds",
-          "[hbcsa][tracer]") {
-  FakeLookup lk;
-  lk.pid_container = {{10, "c1"}};
-  TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Watch("c2", At(0));
-  a.Add(Ev(10, 500, "/bin/sh", 1.0, 1));
-  lk.serving[2] = {"c1"};  // only c1's chain has inode 2
-  a.Add(Ev(11, 501, "/etc/only-c1", 1.1, 2));  // pid 11 exited: no cgroup
-  lk.serving[3] = {"c1", "c2"};  // both chains share that layer
-  a.Add(Ev(12, 502, "/lib/shared", 1.2, 3));
-  CHECK(a.Tick(At(2.0)).empty());
-  // Nothing tied mount 502 within a quiet period: both may be short.
-  std::vector<Trace> done = a.Tick(At(3.3));
-  REQUIRE(done.size() == 1);
-  CHECK(done[0].container == "c1");
-  CHECK(Paths(done[0]) == std::vector<std::string>{"/bin/sh", "/etc/only-c1"});
-  CHECK_FALSE(done[0].complete);
-  std::optional<Trace> c2 = a.End("c2", At(4));
-  REQUIRE(c2);
-  CHECK_FALSE(c2->complete);
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Watch("c2", ChainB("c2"), At(0));
+  a.Add(Ev(4242, "/t/A2", "/etc/ld.so.cache", 1.0));  // a hook through c1's rootfs
+  a.Add(Ev(10, "/t/base", "/bin/entry", 1.1));
+  a.Add(Ev(11, "/t/A2", "/usr/bin/short", 1.15));     // pid 11 exited: no cgroup
+  a.Add(Ev(12, "/t/base", "/lib/shared", 1.2));       // base is in both images
+  std::optional<Trace> c1 = a.End("c1", At(3));
+  std::optional<Trace> c2 = a.End("c2", At(3));
+  REQUIRE((c1 && c2));
+  CHECK(Paths(*c1) == std::vector<std::string>{"/etc/ld.so.cache", "/bin/entry", "/usr/bin/short"});
+  CHECK(a.stats().by_layer == 2);
+  // Nobody can say whose /lib/shared was: both may be short, and say so.
   CHECK(a.stats().ambiguous == 1);
+  CHECK_FALSE(c1->complete);
+  CHECK_FALSE(c2->complete);
+  CHECK(c2->files.empty());
 }
 
-TEST_CASE("TraceAssembler: deleted files are dropped at once", "[hbcsa][tracer]") {
-  FakeLookup lk;
-  lk.pid_container = {{10, "c1"}};
-  TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Add(Ev(10, 500, "/ (deleted)", 1.0));
-  a.Add(Ev(10, 500, "/tmp/x (deleted)", 1.0));
-  CHECK(a.stats().deleted == 2);
-  std::optional<Trace> t = a.End("c1", At(2));
-  REQUIRE(t);
-  CHECK(t->files.empty());
-}
-
-TEST_CASE("TraceAssembler: opens from the host through the rootfs mount (hooks) are the container's",
+TEST_CASE("TraceAssembler: host reads before the container's first open do not start its clock",
           "[hbcsa][tracer]") {
   FakeLookup lk;
-  lk.pid_container = {{10, "c1"}};
-  lk.mount_points["c1"] = "/run/c/c1/rootfs";
+  lk.pid_container = {{10, "c1"}, {4242, "containerd"}};
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Add(Ev(4242, 500, "/run/c/c1/rootfs/etc/ld.so.cache", 1.0));  // a hook's ldconfig
-  a.Add(Ev(10, 500, "/bin/entry", 1.1));
-  a.Add(Ev(10, 500, "/etc/ld.so.cache", 1.2));
-  std::optional<Trace> t = a.End("c1", At(3));
-  REQUIRE(t);
-  CHECK(Paths(*t) == std::vector<std::string>{"/etc/ld.so.cache", "/bin/entry"});
+  a.Watch("c1", ChainA("c1"), At(0));
+  // CRI's CreateContainer reads /etc/passwd and /etc/group on the host...
+  a.Add(Ev(4242, "/t/base", "/etc/passwd", 1.0));
+  a.Add(Ev(4242, "/t/base", "/etc/group", 1.0));
+  // ...and StartContainer comes 5 s later (a quiet period is 2 s).
+  CHECK(a.Tick(At(5.9)).empty());
+  a.Add(Ev(10, "/t/A2", "/app/run", 6.0));
+  CHECK(a.Tick(At(7.0)).empty());
+  std::vector<Trace> done = a.Tick(At(8.1));
+  REQUIRE(done.size() == 1);
+  CHECK(Paths(done[0]) == std::vector<std::string>{"/etc/passwd", "/etc/group", "/app/run"});
+  CHECK(done[0].start == At(6.0));
+  CHECK(done[0].end_reason == TraceEnd::kQuiet);
+}
+
+TEST_CASE("TraceAssembler: without a pid, containers of one image share the open",
+          "[hbcsa][tracer]") {
+  FakeLookup lk;
+  TraceAssembler a(AssemblerOptions{}, &lk);
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Watch("c2", ChainA("c2"), At(0));
+  a.Add(Ev(77, "/t/base", "/lib/libc", 1.0));
+  std::vector<Trace> done = a.EndAll(At(2));
+  REQUIRE(done.size() == 2);
+  size_t files = 0;
+  for (const Trace& t : done) {
+    files += t.files.size();
+    CHECK(t.complete);  // either way the image's profile gets it
+  }
+  CHECK(files == 1);
+  CHECK(a.stats().ambiguous == 0);
 }
 
 TEST_CASE("TraceAssembler: CPU is shared by events", "[hbcsa][tracer]") {
   FakeLookup lk;
   lk.pid_container = {{10, "c1"}, {20, "c2"}};
   TraceAssembler a(AssemblerOptions{}, &lk);
-  a.Watch("c1", At(0));
-  a.Watch("c2", At(0));
-  a.Add(Ev(10, 500, "/a", 1));
-  a.Add(Ev(20, 600, "/a", 1));
-  a.Add(Ev(20, 600, "/b", 1));
-  a.Add(Ev(20, 600, "/c", 1));
+  a.Watch("c1", ChainA("c1"), At(0));
+  a.Watch("c2", ChainA("c2"), At(0));
+  a.Add(Ev(10, "/t/base", "/a", 1));
+  a.Add(Ev(20, "/t/base", "/a", 1));
+  a.Add(Ev(20, "/t/base", "/b", 1));
+  a.Add(Ev(20, "/t/base", "/c", 1));
   a.ChargeCpu(absl::Milliseconds(4));
   a.ChargeCpu(absl::Milliseconds(4));  // no events since: nobody pays
   std::vector<Trace> done = a.EndAll(At(2));
@@ -273,45 +266,42 @@ TEST_CASE("TraceAssembler: CPU is shared by events", "[hbcsa][tracer]") {
   }
 }
 
-TEST_CASE("AttributeLayers: by inode, top-down, upperdir files and vanished inodes are dropped",
-          "[hbcsa][tracer]") {
-  // dir -> rel -> (dev, ino)
-  std::map<std::string, std::map<std::string, std::pair<uint64_t, uint64_t>>> fs;
-  fs["up"]["tmp/out"] = {7, 50};
-  fs["up"]["etc/conf"] = {7, 51};        // copied up after it was read from L2
-  fs["L2"]["etc/conf"] = {7, 21};
-  fs["L2"]["bin/app"] = {7, 22};
-  fs["L1"]["bin/app"] = {7, 11};         // hidden by L2's
-  fs["L1"]["lib/libc"] = {8, 12};        // a layer on the other tier
-  IdentifyFn identify = [&](const std::string& dir, const std::string& rel)
-      -> std::optional<std::pair<uint64_t, uint64_t>> {
-    auto d = fs.find(dir);
-    if (d == fs.end()) return std::nullopt;
-    auto f = d->second.find(rel);
-    if (f == d->second.end()) return std::nullopt;
-    return f->second;
+TEST_CASE("FillSizes: sizes from the layer, files gone from it are dropped", "[hbcsa][tracer]") {
+  std::map<std::pair<std::string, std::string>, int64_t> files = {{{"L2", "bin/app"}, 4096},
+                                                                  {{"L1", "lib/libc"}, 1 << 20}};
+  SizeFn size_of = [&](const std::string& dir, const std::string& rel) -> std::optional<int64_t> {
+    auto it = files.find({dir, rel});
+    if (it == files.end()) return std::nullopt;
+    return it->second;
   };
   Trace t;
-  auto add = [&](std::string p, uint64_t dev, uint64_t ino) {
+  for (auto [path, dir] : {std::pair{"/bin/app", "L2"}, {"/lib/libc", "L1"}, {"/gone", "L1"}}) {
     TraceFile f;
-    f.path = std::move(p);
-    f.dev = dev;
-    f.ino = ino;
+    f.path = path;
+    f.layer_dir = dir;
     t.files.push_back(f);
-  };
-  add("/bin/app", 7, 22);
-  add("/lib/libc", 8, 12);
-  add("/etc/conf", 7, 21);
-  add("/tmp/out", 7, 50);
-  add("/gone", 7, 99);
-  RootfsChain chain{"up", {{"s2", "L2"}, {"s1", "L1"}}};
-  AttributeLayers(chain, identify, &t);
-  REQUIRE(t.files.size() == 3);
-  CHECK(t.files[0].layer == "s2");
-  CHECK(t.files[1].layer == "s1");
-  CHECK(t.files[2].layer == "s2");
-  CHECK(t.dropped_upper == 1);
+  }
+  FillSizes(size_of, &t);
+  REQUIRE(t.files.size() == 2);
+  CHECK(t.files[0].size == 4096);
+  CHECK(t.files[1].size == 1 << 20);
   CHECK(t.dropped_unresolved == 1);
+}
+
+TEST_CASE("SplitLayerPath: a file beneath a snapshot's fs dir, nothing else", "[hbcsa][tracer]") {
+  const std::vector<std::string> roots = {"/n/fast", "/n/slow"};
+  std::optional<LayerPath> p = SplitLayerPath(roots, "/n/slow/snapshots/12-1/fs/usr/bin/env");
+  REQUIRE(p);
+  CHECK(p->layer_dir == "/n/slow/snapshots/12-1/fs");
+  CHECK(p->path == "/usr/bin/env");
+  p = SplitLayerPath(roots, "/n/fast/snapshots/3/fs/x");
+  REQUIRE(p);
+  CHECK(p->path == "/x");
+  CHECK_FALSE(SplitLayerPath(roots, "/n/fast/snapshots/3/work/x"));
+  CHECK_FALSE(SplitLayerPath(roots, "/n/fast/staging/3-1-abc/fs/x"));
+  CHECK_FALSE(SplitLayerPath(roots, "/n/fastx/snapshots/3/fs/x"));
+  CHECK_FALSE(SplitLayerPath(roots, "/n/fast/snapshots/3/fs"));
+  CHECK_FALSE(SplitLayerPath(roots, "/other/snapshots/3/fs/x"));
 }
 
 TEST_CASE("Tracer: container id from /proc/<pid>/cgroup", "[hbcsa][tracer]") {
