@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# HBCSA cold-start tracer and hot-file profiles (issue 9) against real
+# containerd, runc and a registry. The daemon runs with [hbcsa] enabled and a
+# short quiet period; the images are built here with umoci from this host's
+# files, pushed with skopeo and pulled with `ctr --snapshotter ndocker`:
+#   L1 the dynamic loader, the libraries `ldd /usr/bin/cat` lists (libc) and
+#      an /etc/ld.so.cache made by `ldconfig -r` for them
+#   L2 busybox-static as /bin/sh (a regular file, not a symlink)
+#   L3 /usr/bin/cat (dynamically linked)
+#   app:   L4 /app/start.sh (#!/bin/sh) reads /app/data/{a,b,c} with
+#          /usr/bin/cat (also d with the argument "more"); /app/decoy/{x,y}
+#          are never opened
+#   other: L4 /srv/run.sh reads /srv/in/{p,q}; /srv/in/unread is not opened
+#   quick: L4 /quick/marker only; ENTRYPOINT /bin/sh -c true (exits at once)
+# L1-L3 are the same blobs in all three images (shared snapshots); L3 is
+# migrated to the slow tier before the runs, so that the files come from both
+# tier filesystems (tmpfs, ext4). /etc/ld.so.cache is expected: ldconfig -r
+# made it for L1's libraries and the loader opens it when it exists (it is
+# the one file no script names).
+# Checked, on `ndockerctl profile show --json`, exactly (both ways): the
+# paths, the layer (chainID) serving each, its size, its run count, the
+# first-access order of a single-process start, the version, the runs.
+#  1. app, one `ctr run --rm`: script, /bin/sh, cat, loader, ld.so.cache,
+#     libc, data a b c; nothing from /app/decoy.
+#  2. app again with "more": the union (+ /app/data/d), runs 2 for the common
+#     files and 1 for d, the version grown.
+#  3. app ("slow": pauses between its reads) and other started together with
+#     `ctr run -d`, both running at once: two separate, exact profiles (the
+#     shared base layers' files in both, nothing of one in the other); the
+#     traces end by the quiet period (a detached container's rootfs stays
+#     until `ctr container rm`); app's version unchanged (same file set),
+#     its runs 3.
+#  4. quick: a container that exits at once gives a complete trace of
+#     /bin/sh ("recorded cold-start trace ... complete=true").
+#  5. the opt-out label containerd.io/snapshot/ndocker.trace=false, set with
+#     `ctr run --snapshotter-label` (containerd passes containerd.io/snapshot/*
+#     labels of the new snapshot on to the snapshotter's Prepare): no trace,
+#     no run in quick's profile; the next run without it is traced.
+# Traces are awaited by polling the profile (bounded), never a fixed sleep.
+# shellcheck disable=SC2119 # lib functions take optional arguments
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ndt_setup hbcsa_trace
+ndt_require_cmds ldd ldconfig busybox chroot
+
+TRACE_QUIET_MS=1000
+TRACE_LABEL=containerd.io/snapshot/ndocker.trace
+DYN_BIN=/usr/bin/cat
+
+L=$NDT_WORKDIR/oci-trace
+B=$NDT_WORKDIR/trace-bundle
+R=$B/rootfs
+
+# What each image file is: its layer (1-4, bottom first) and size, by path.
+declare -A EXP_LAYER=() EXP_SIZE=()
+
+# expect_file PATH LAYER: the file at PATH in the bundle being built belongs to LAYER.
+expect_file() {
+  [[ -f "$R$1" && ! -L "$R$1" ]] || ndt_fail "image build: $1 is not a regular file in the bundle"
+  EXP_LAYER[$1]=$2
+  EXP_SIZE[$1]=$(stat -c %s "$R$1")
+}
+
+repack() { umoci repack --refresh-bundle --history.created_by "$2" --image "$L:$1" "$B" >/dev/null; }
+
+# ---------------------------------------------------------------------------
+ndt_step "images: a loader+libc, busybox /bin/sh and dynamic cat base; three app layers"
+umoci init --layout "$L"
+umoci new --image "$L:base"
+umoci unpack --image "$L:base" "$B" >/dev/null
+
+# L1: exactly what ldd says the dynamic binary needs (libraries and loader),
+# copied to the paths ldd prints (symlinks resolved), and their ld.so.cache.
+LIBS=()
+while read -r line; do
+  case $line in
+    *"=> /"*) p=${line#*=> }; p=${p%% (*} ;;
+    /*) p=${line%% (*} ;;
+    *"=> not found"*) ndt_fail "ldd $DYN_BIN: $line" ;;
+    *) continue ;; # linux-vdso.so.1: no file
+  esac
+  mkdir -p "$R$(dirname "$p")"
+  cp -L "$p" "$R$p"
+  LIBS+=("$p")
+done < <(ldd "$DYN_BIN")
+((${#LIBS[@]} >= 2)) || ndt_fail "ldd $DYN_BIN listed ${#LIBS[*]} files (${LIBS[*]}): expected the loader and libc at least"
+mkdir -p "$R/etc"
+ldconfig -X -r "$R" || ndt_fail "ldconfig -r $R failed"
+for p in "${LIBS[@]}" /etc/ld.so.cache; do expect_file "$p" 1; done
+ndt_log "L1: ${LIBS[*]} /etc/ld.so.cache (from ldd $DYN_BIN and ldconfig -r)"
+repack base "ndt trace L1: loader, libraries, ld.so.cache"
+
+# L2: the shell (busybox-static, its applets run in-process or via /proc/self/exe)
+mkdir -p "$R"/{bin,tmp,proc,sys,dev}
+chmod 1777 "$R/tmp"
+cp /bin/busybox "$R/bin/sh"
+chmod 0755 "$R/bin/sh"
+expect_file /bin/sh 2
+repack base "ndt trace L2: busybox-static as /bin/sh"
+
+# L3: the dynamically linked binary
+mkdir -p "$R/usr/bin"
+cp "$DYN_BIN" "$R$DYN_BIN"
+expect_file "$DYN_BIN" 3
+repack base "ndt trace L3: $DYN_BIN"
+umoci config --image "$L:base" --config.env PATH=/usr/bin:/bin --config.workingdir /
+
+# app_image TAG: a new image TAG from base (L1-L3 shared), bundle unpacked in $B.
+app_image() {
+  umoci tag --image "$L:base" "$1"
+  rm -rf "$B"
+  umoci unpack --image "$L:$1" "$B" >/dev/null
+}
+
+app_image app
+mkdir -p "$R/app/data" "$R/app/decoy"
+cat >"$R/app/start.sh" <<'EOF'
+#!/bin/sh
+# reads a b c; "more": d too; "slow": pauses between the reads and stays up
+[ "$1" = slow ] && sleep 0.3
+/usr/bin/cat /app/data/a /app/data/b
+[ "$1" = slow ] && sleep 0.3
+/usr/bin/cat /app/data/c
+[ "$1" = more ] && /usr/bin/cat /app/data/d
+[ "$1" = slow ] && sleep 3
+exit 0
+EOF
+chmod 0755 "$R/app/start.sh"
+for f in a b c d; do printf 'app data %s\n' "$f" >"$R/app/data/$f"; done
+head -c 3000 /dev/urandom | base64 >"$R/app/data/b" # sizes differ from file to file
+for f in x y; do printf 'decoy %s: never opened\n' "$f" >"$R/app/decoy/$f"; done
+for f in /app/start.sh /app/data/a /app/data/b /app/data/c /app/data/d; do expect_file "$f" 4; done
+APP_OUT_ABC=$(cat "$R/app/data/a" "$R/app/data/b" "$R/app/data/c")
+APP_OUT_D=$(cat "$R/app/data/d")
+repack app "ndt trace L4: /app"
+umoci config --image "$L:app" --config.entrypoint /app/start.sh
+
+app_image other
+mkdir -p "$R/srv/in"
+cat >"$R/srv/run.sh" <<'EOF'
+#!/bin/sh
+sleep 0.3
+/usr/bin/cat /srv/in/p
+sleep 0.3
+/usr/bin/cat /srv/in/q
+sleep 3
+EOF
+chmod 0755 "$R/srv/run.sh"
+printf 'other p\n' >"$R/srv/in/p"
+printf 'other q, a little longer\n' >"$R/srv/in/q"
+printf 'other: never opened\n' >"$R/srv/in/unread"
+for f in /srv/run.sh /srv/in/p /srv/in/q; do expect_file "$f" 4; done
+OTHER_OUT=$(cat "$R/srv/in/p" "$R/srv/in/q")
+repack other "ndt trace L4: /srv"
+umoci config --image "$L:other" --config.entrypoint /srv/run.sh
+
+app_image quick
+mkdir -p "$R/quick"
+printf 'quick: never opened\n' >"$R/quick/marker"
+repack quick "ndt trace L4: /quick"
+umoci config --image "$L:quick" --config.entrypoint /bin/sh --config.entrypoint -c --config.entrypoint true
+
+# The images work as built (outside any container): chroot into app's tree.
+rm -rf "$B"
+umoci unpack --image "$L:app" "$B" >/dev/null
+out=$(env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$R" /app/start.sh more 2>&1) ||
+  ndt_fail "image app does not run in a chroot: $out"
+assert_eq "$APP_OUT_ABC"$'\n'"$APP_OUT_D" "$out" "app's /app/start.sh more in a chroot of the image"
+rm -rf "$B"
+
+# ---------------------------------------------------------------------------
+ndt_step "registry, ndocker with [hbcsa] enabled, containerd, pulls"
+registry_start
+declare -A REF=() DIGEST=() CHAINS=()
+for t in app other quick; do
+  image_push "$L" "$t" "trace/$t"
+  REF[$t]=$NDT_IMAGE_REF
+done
+cat >"$NDT_WORKDIR/ndocker-trace.toml" <<EOF
+[lass]
+containerd_root = "$(containerd_root_dir)"
+
+[hbcsa]
+enabled = true
+quiet_ms = $TRACE_QUIET_MS
+EOF
+ndocker_start --config "$NDT_WORKDIR/ndocker-trace.toml"
+containerd_start
+ndt_wait_until 10 "the daemon log line 'cold-start tracer running'" grep -q 'cold-start tracer running' "$NDOCKER_LOG"
+if grep -q 'cold-start tracer not running' "$NDOCKER_LOG"; then
+  ndt_fail "the tracer did not start: $(grep 'cold-start tracer not running' "$NDOCKER_LOG")"
+fi
+ndt_pass "tracer running ($(grep -o 'quiet_ms=[0-9]* limit_ms=[0-9]*' "$NDOCKER_LOG" | tail -n 1))"
+LS=""
+for t in app other quick; do
+  ctr_pull "$NDOCKER_SNAPSHOTTER_NAME" "${REF[$t]}"
+  DIGEST[$t]=$(ctrw images ls | awk -v r="${REF[$t]}" 'NR > 1 && $1 == r { print $3 }')
+  [[ "${DIGEST[$t]}" == sha256:* ]] || ndt_fail "no manifest digest for ${REF[$t]} in ctr images ls"
+  CHAINS[$t]=$(image_chain_ids "${REF[$t]}" | tr '\n' ' ')
+  read -r -a c <<<"${CHAINS[$t]}"
+  ((${#c[@]} == 4)) || ndt_fail "$t: expected 4 layers, got ${#c[@]}"
+done
+# The chainIDs are the snapshots ndocker committed (ndockerctl ls), base shared.
+LS=$(ndocker_ls_json)
+for t in app other quick; do
+  for c in ${CHAINS[$t]}; do
+    [[ -n "$(ndocker_snapshot_json "$LS" "$c")" ]] || ndt_fail "$t: chainID $c is not a committed snapshot in ndockerctl ls --json"
+  done
+done
+read -r -a ca <<<"${CHAINS[app]}"
+read -r -a co <<<"${CHAINS[other]}"
+assert_eq "${ca[*]:0:3}" "${co[*]:0:3}" "app and other share L1-L3 (chainIDs)"
+[[ "${ca[3]}" != "${co[3]}" ]] || ndt_fail "app and other have the same top chainID"
+# Serve the images from both tier filesystems (the tracer marks each): L3
+# (cat, shared) moves to the slow tier's ext4; the rest stays where placed.
+ndockerctlw migrate "${ca[2]}" slow --wait >/dev/null || ndt_fail "ndockerctl migrate ${ca[2]} slow failed"
+LS=$(ndocker_ls_json)
+assert_eq slow "$(ndocker_snapshot_json "$LS" "${ca[2]}" | jq -r .tier)" "L3 ($DYN_BIN) on the slow tier"
+ndt_log "layers of app by tier: $(for c in "${ca[@]}"; do ndocker_snapshot_json "$LS" "$c" | jq -r .tier; done | tr '\n' ' ')(L1-L4; container rootfs upper dirs as placed)"
+assert_eq "" "$(ndockerctlw profile ls --json)" "no profile before any container ran"
+
+# ---------------------------------------------------------------------------
+# profiles
+
+# profile_json IMAGE: the profile as `ndockerctl profile show --json` prints
+# it (empty when there is none yet). By name through containerd.
+profile_json() {
+  ndockerctlw profile show --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[$1]}" --json 2>/dev/null || true
+}
+profile_runs_at_least() {
+  local r
+  r=$(profile_json "$1" | jq -r '.runs // 0' 2>/dev/null) || return 1
+  [[ "$r" =~ ^[0-9]+$ ]] && ((r >= $2))
+}
+
+# wait_runs IMAGE N: poll until the profile of IMAGE has N runs (bounded),
+# then it must have exactly N. Sets P (the profile JSON).
+wait_runs() {
+  local t=$1 n=$2 t0
+  t0=$(ndt_now)
+  ndt_wait_until 30 "the profile of $t to count $n traced run(s)" profile_runs_at_least "$t" "$n"
+  P=$(profile_json "$t")
+  assert_eq "$n" "$(jq -r .runs <<<"$P")" "$t: traced runs in the profile (after $(ndt_elapsed "$t0")s)"
+  ndockerctlw profile show --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[$t]}" | sed 's/^/    /' >&2
+}
+
+# check_profile IMAGE PATH=RUNS...: P holds exactly these files, each served
+# by its layer (chainID of EXP_LAYER), of its size, seen in RUNS runs; for
+# the image's manifest digest and top chainID, no incomplete run.
+check_profile() {
+  local t=$1 arg path want got missing extra
+  shift
+  local -a chain
+  read -r -a chain <<<"${CHAINS[$t]}"
+  assert_eq "${DIGEST[$t]}" "$(jq -r .image <<<"$P")" "$t: profile's image (manifest digest)"
+  assert_eq "${chain[3]}" "$(jq -r .top_chain <<<"$P")" "$t: profile's top layer (chainID)"
+  assert_eq 0 "$(jq -r .incomplete_runs <<<"$P")" "$t: incomplete runs"
+  local idx
+  want=$(for arg in "$@"; do
+    path=${arg%=*}
+    idx=${EXP_LAYER[$path]:-}
+    [[ -n "$idx" ]] || ndt_fail "check_profile: no expectation for $path"
+    printf '%s layer=%s size=%s runs=%s\n' "$path" "${chain[idx - 1]}" "${EXP_SIZE[$path]}" "${arg##*=}"
+  done | LC_ALL=C sort)
+  got=$(jq -r '.files[] | "\(.path) layer=\(.layer) size=\(.size) runs=\(.runs)"' <<<"$P" | LC_ALL=C sort)
+  missing=$(LC_ALL=C comm -23 <(cut -d' ' -f1 <<<"$want") <(cut -d' ' -f1 <<<"$got") | tr '\n' ' ')
+  extra=$(LC_ALL=C comm -13 <(cut -d' ' -f1 <<<"$want") <(cut -d' ' -f1 <<<"$got") | tr '\n' ' ')
+  [[ -z "$missing" ]] || ndt_log "$t: files missing from the profile: $missing"
+  [[ -z "$extra" ]] || ndt_log "$t: files in the profile that the start did not read: $extra"
+  assert_eq "$want" "$got" "$t: profile files (path, layer, size, runs)"
+  local bytes=0 s
+  for s in $(jq -r '.files[].size' <<<"$P"); do bytes=$((bytes + s)); done
+  assert_eq "$bytes" "$(jq -r .bytes <<<"$P")" "$t: profile bytes = sum of the file sizes"
+}
+
+# trace_log CONTAINER WHAT: the daemon's log line WHAT ("trace done",
+# "recorded cold-start trace") for CONTAINER.
+trace_log() { grep -E "msg=\"$2\" container=\"?$1\"? " "$NDOCKER_LOG" || true; }
+
+APP_BASE=("${LIBS[@]/%/=1}" /etc/ld.so.cache=1 /bin/sh=1 "$DYN_BIN=1" /app/start.sh=1)
+
+# ---------------------------------------------------------------------------
+ndt_step "1. app: one ctr run --rm"
+out=$(ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-app-1 2>"$NDT_WORKDIR/logs/run-1.err") ||
+  { cat "$NDT_WORKDIR/logs/run-1.err" >&2; ndt_fail "ctr run app failed: $out"; }
+assert_eq "$APP_OUT_ABC" "$out" "app's output (a, b, c)"
+wait_runs app 1
+check_profile app "${APP_BASE[@]}" /app/data/a=1 /app/data/b=1 /app/data/c=1
+assert_no_grep '/decoy/' <(jq -r '.files[].path' <<<"$P") "nothing from /app/decoy in app's profile"
+# One process chain: kernel exec of the script and its interpreter, the
+# shell reading the script, exec of cat, its loader, the cache, libc, data.
+order=$(jq -r '[.files[].path] | join(" ")' <<<"$P")
+want_order="/app/start.sh /bin/sh $DYN_BIN"
+for p in "${LIBS[@]}"; do [[ "$p" == */ld-linux* ]] && want_order+=" $p"; done
+want_order+=" /etc/ld.so.cache"
+for p in "${LIBS[@]}"; do [[ "$p" != */ld-linux* ]] && want_order+=" $p"; done
+want_order+=" /app/data/a /app/data/b /app/data/c"
+assert_eq "$want_order" "$order" "app: files in first-access order"
+V1=$(jq -r .version <<<"$P")
+ndt_log "app profile version $V1; trace: $(trace_log t-app-1 'trace done' | grep -o 'files=.*')"
+
+# ---------------------------------------------------------------------------
+ndt_step "2. app again, reading /app/data/d too"
+out=$(ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-app-2 /app/start.sh more 2>"$NDT_WORKDIR/logs/run-2.err") ||
+  { cat "$NDT_WORKDIR/logs/run-2.err" >&2; ndt_fail "ctr run app more failed: $out"; }
+assert_eq "$APP_OUT_ABC"$'\n'"$APP_OUT_D" "$out" "app's output (a, b, c, d)"
+wait_runs app 2
+APP_BASE2=("${APP_BASE[@]/%=1/=2}")
+check_profile app "${APP_BASE2[@]}" /app/data/a=2 /app/data/b=2 /app/data/c=2 /app/data/d=1
+assert_eq /app/data/d "$(jq -r '.files[-1].path' <<<"$P")" "app: the new file is appended last"
+V2=$(jq -r .version <<<"$P")
+((V2 > V1)) || ndt_fail "app: profile version did not grow with a new file ($V1 -> $V2)"
+ndt_pass "app: profile version $V1 -> $V2"
+
+# ---------------------------------------------------------------------------
+ndt_step "3. app and other started together (ctr run -d), separate profiles"
+ctr_run -d --log-uri "file://$NDT_WORKDIR/logs/c-app.out" --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" \
+  "${REF[app]}" c-app /app/start.sh slow >"$NDT_WORKDIR/logs/c-app.ctr" 2>&1 &
+pid_a=$!
+ctr_run -d --log-uri "file://$NDT_WORKDIR/logs/c-other.out" --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" \
+  "${REF[other]}" c-other >"$NDT_WORKDIR/logs/c-other.ctr" 2>&1 &
+pid_o=$!
+wait "$pid_a" || { cat "$NDT_WORKDIR/logs/c-app.ctr" >&2; ndt_fail "ctr run -d c-app failed"; }
+wait "$pid_o" || { cat "$NDT_WORKDIR/logs/c-other.ctr" >&2; ndt_fail "ctr run -d c-other failed"; }
+both_running() { [[ "$(ctr_task_status c-app) $(ctr_task_status c-other)" == "RUNNING RUNNING" ]]; }
+both_running || ndt_fail "c-app and c-other are not both running after their start: $(ctrw task ls | tr '\n' '|')"
+ndt_pass "c-app and c-other run at the same time"
+# Their rootfs stays until `ctr container rm`: the traces end by the quiet period.
+wait_runs app 3
+APP_BASE3=("${APP_BASE[@]/%=1/=3}")
+check_profile app "${APP_BASE3[@]}" /app/data/a=3 /app/data/b=3 /app/data/c=3 /app/data/d=1
+assert_eq "$V2" "$(jq -r .version <<<"$P")" "app: version unchanged by a run reading no new file"
+wait_runs other 1
+check_profile other "${LIBS[@]/%/=1}" /etc/ld.so.cache=1 /bin/sh=1 "$DYN_BIN=1" /srv/run.sh=1 /srv/in/p=1 /srv/in/q=1
+for c in c-app c-other; do
+  line=$(trace_log "$c" 'trace done')
+  [[ -n "$line" ]] || ndt_fail "no 'trace done' log line for $c"
+  [[ "$line" == *" end=quiet "* ]] || ndt_fail "$c: trace did not end by the quiet period: $line"
+  ndt_pass "$c: trace ended by the quiet period ($(grep -o 'files=.*' <<<"$line"))"
+done
+both_stopped() { [[ "$(ctr_task_status c-app) $(ctr_task_status c-other)" == "STOPPED STOPPED" ]]; }
+ndt_wait_until 20 "c-app and c-other to exit" both_stopped
+assert_eq "$APP_OUT_ABC" "$(cat "$NDT_WORKDIR/logs/c-app.out")" "c-app's output"
+assert_eq "$OTHER_OUT" "$(cat "$NDT_WORKDIR/logs/c-other.out")" "c-other's output"
+for c in c-app c-other; do
+  ctrw task rm "$c" >/dev/null || ndt_fail "ctr task rm $c failed"
+  ctrw container rm "$c" || ndt_fail "ctr container rm $c failed"
+done
+assert_eq 2 "$(ndockerctlw profile ls --json | wc -l)" "two profiles (app, other)"
+
+# ---------------------------------------------------------------------------
+ndt_step "4. quick: a container that exits at once"
+ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[quick]}" t-quick-1 >"$NDT_WORKDIR/logs/run-q1.out" 2>&1 ||
+  { cat "$NDT_WORKDIR/logs/run-q1.out" >&2; ndt_fail "ctr run quick failed"; }
+wait_runs quick 1
+check_profile quick /bin/sh=1
+line=$(trace_log t-quick-1 'recorded cold-start trace')
+[[ "$line" == *" files=1 complete=true "* ]] || ndt_fail "t-quick-1: no 'recorded cold-start trace ... files=1 complete=true' line: [$line]"
+ndt_pass "t-quick-1: short complete trace ($(trace_log t-quick-1 'trace done' | grep -o 'files=.*'))"
+
+# ---------------------------------------------------------------------------
+ndt_step "5. opt-out: ctr run --snapshotter-label $TRACE_LABEL=false"
+ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" --snapshotter-label "$TRACE_LABEL=false" \
+  "${REF[quick]}" t-quick-optout >"$NDT_WORKDIR/logs/run-q2.out" 2>&1 ||
+  { cat "$NDT_WORKDIR/logs/run-q2.out" >&2; ndt_fail "ctr run quick (opt-out) failed"; }
+# A traced run after it: had the opt-out container been watched, its trace
+# (ended when --rm removed its rootfs, before this one was prepared) would
+# have been recorded first.
+ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[quick]}" t-quick-2 >"$NDT_WORKDIR/logs/run-q3.out" 2>&1 ||
+  { cat "$NDT_WORKDIR/logs/run-q3.out" >&2; ndt_fail "ctr run quick failed"; }
+wait_runs quick 2
+check_profile quick /bin/sh=2
+assert_eq "" "$(trace_log t-quick-optout 'trace done')$(trace_log t-quick-optout 'recorded cold-start trace')" \
+  "no trace of the opted-out container t-quick-optout"
+[[ -n "$(trace_log t-quick-2 'recorded cold-start trace')" ]] || ndt_fail "t-quick-2 was not recorded"
+
+# Nothing else was recorded anywhere.
+assert_eq "$(printf '%s\n' "${DIGEST[app]}" "${DIGEST[other]}" "${DIGEST[quick]}" | LC_ALL=C sort)" \
+  "$(ndockerctlw profile ls --json | jq -r .image | LC_ALL=C sort)" "profiles: exactly app, other, quick"
+assert_eq "3 1 2" "$(for t in app other quick; do jq -r --arg d "${DIGEST[$t]}" 'select(.image == $d) | .runs' < <(ndockerctlw profile ls --json); done | tr '\n' ' ' | sed 's/ $//')" \
+  "runs of app, other, quick in profile ls"
+ndt_log "tracer log: $(grep -c 'msg="trace done"' "$NDOCKER_LOG") traces done, $(grep -c 'fanotify queue overflow' "$NDOCKER_LOG" || true) overflows"
+ndt_pass "cold-start traces and profiles"
