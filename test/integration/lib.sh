@@ -31,7 +31,7 @@
 # Environment:
 #   NDOCKER_BIN        daemon binary (default <source>/build/cmd/ndocker-snapshotter)
 #   NDOCKERCTL_BIN     admin CLI (default <source>/build/cmd/ndockerctl)
-#   NDOCKER_TEST_CRI_BIN       CRI ImageService client (default <source>/build/test/cri/ndocker-test-cri)
+#   NDOCKER_TEST_CRI_BIN       CRI client: images, pods, containers (default <source>/build/test/cri/ndocker-test-cri)
 #   NDOCKER_TEST_THROTTLE_BIN  bandwidth-limiting TCP proxy (default <source>/build/test/tools/ndocker-test-throttle)
 #   NDT_TMPDIR         parent of the workdir (default $TMPDIR, else /var/tmp)
 #   NDT_TEST_TIMEOUT   seconds before the watchdog stops the test (default 300, 0 = never)
@@ -1407,7 +1407,7 @@ cri_pull() {
 # cri_rmi REF: CRI RemoveImage.
 cri_rmi() {
   local out
-  out=$(cri rm "$1" 2>&1) || ndt_fail "CRI RemoveImage $1 failed: $out"
+  out=$(cri rmi "$1" 2>&1) || ndt_fail "CRI RemoveImage $1 failed: $out"
 }
 
 # cri_manifest_digest REF: the manifest digest (sha256:...) of a CRI-pulled
