@@ -31,7 +31,7 @@
 # Environment:
 #   NDOCKER_BIN        daemon binary (default <source>/build/cmd/ndocker-snapshotter)
 #   NDOCKERCTL_BIN     admin CLI (default <source>/build/cmd/ndockerctl)
-#   NDOCKER_TEST_CRI_BIN       CRI ImageService client (default <source>/build/test/cri/ndocker-test-cri)
+#   NDOCKER_TEST_CRI_BIN       CRI client: images, pods, containers (default <source>/build/test/cri/ndocker-test-cri)
 #   NDOCKER_TEST_THROTTLE_BIN  bandwidth-limiting TCP proxy (default <source>/build/test/tools/ndocker-test-throttle)
 #   NDT_TMPDIR         parent of the workdir (default $TMPDIR, else /var/tmp)
 #   NDT_TEST_TIMEOUT   seconds before the watchdog stops the test (default 300, 0 = never)
@@ -314,27 +314,38 @@ ndt__cleanup_steps() {
   local h p t c i
   for h in "${NDT_CLEANUP_HOOKS[@]}"; do eval "$h"; done
 
-  # Our containers' ids, for their shim sockets (see below).
-  local -a ids=()
-  if [[ -n "${NDT_CTRD_STATE:-}" && -n "$NDT_NS" && -d "$NDT_CTRD_STATE/io.containerd.runtime.v2.task/$NDT_NS" ]]; then
-    for c in "$NDT_CTRD_STATE/io.containerd.runtime.v2.task/$NDT_NS"/*; do [[ -d "$c" ]] && ids+=("${c##*/}"); done
-  fi
+  # CRI pod sandboxes (namespace k8s.io) first: stopping a sandbox through
+  # CRI also stops and removes its containers, shim and mounts.
+  if [[ -n "${NDT_CTRD_SOCK:-}" && -S "$NDT_CTRD_SOCK" ]]; then ndt__cri_cleanup; fi
+
+  # Our containers, "<namespace>/<id>", for their shim sockets (see below):
+  # ctr's in $NDT_NS, CRI's in k8s.io (this containerd is ours alone).
+  local -a ids=() nss=("$NDT_NS")
+  [[ "${NDT_CTRD_CRI:-0}" == 1 ]] && nss+=(k8s.io)
+  local ns
+  for ns in "$NDT_NS" k8s.io; do
+    if [[ -n "${NDT_CTRD_STATE:-}" && -n "$ns" && -d "$NDT_CTRD_STATE/io.containerd.runtime.v2.task/$ns" ]]; then
+      for c in "$NDT_CTRD_STATE/io.containerd.runtime.v2.task/$ns"/*; do [[ -d "$c" ]] && ids+=("$ns/${c##*/}"); done
+    fi
+  done
 
   # 1. Tasks and containers, while containerd still runs.
   if [[ -n "${NDT_CTRD_SOCK:-}" && -S "$NDT_CTRD_SOCK" ]] && ctrw_timeout 5 version >/dev/null 2>&1; then
-    for t in $(ctrw_timeout 10 task ls -q 2>/dev/null); do
-      ids+=("$t")
-      ctrw_timeout 10 task kill -a -s SIGKILL "$t" >/dev/null 2>&1
-    done
-    for i in $(seq 50); do # up to 5 s for the tasks to stop
-      [[ -z "$(ctrw_timeout 10 task ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"')" ]] && break
-      sleep 0.1
-    done
-    for t in $(ctrw_timeout 10 task ls -q 2>/dev/null); do
-      ctrw_timeout 20 task rm -f "$t" >/dev/null 2>&1
-    done
-    for c in $(ctrw_timeout 10 container ls -q 2>/dev/null); do
-      ctrw_timeout 20 container rm "$c" >/dev/null 2>&1
+    for ns in "${nss[@]}"; do
+      for t in $(NDT_NS=$ns ctrw_timeout 10 task ls -q 2>/dev/null); do
+        ids+=("$ns/$t")
+        NDT_NS=$ns ctrw_timeout 10 task kill -a -s SIGKILL "$t" >/dev/null 2>&1
+      done
+      for i in $(seq 50); do # up to 5 s for the tasks to stop
+        [[ -z "$(NDT_NS=$ns ctrw_timeout 10 task ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"')" ]] && break
+        sleep 0.1
+      done
+      for t in $(NDT_NS=$ns ctrw_timeout 10 task ls -q 2>/dev/null); do
+        NDT_NS=$ns ctrw_timeout 20 task rm -f "$t" >/dev/null 2>&1
+      done
+      for c in $(NDT_NS=$ns ctrw_timeout 10 container ls -q 2>/dev/null); do
+        NDT_NS=$ns ctrw_timeout 20 container rm "$c" >/dev/null 2>&1
+      done
     done
   fi
 
@@ -359,7 +370,7 @@ ndt__cleanup_steps() {
   #    then the folders only if they are empty and did not exist before us.
   if [[ -n "${NDT_CTRD_SOCK:-}" && -n "$NDT_NS" ]]; then
     for c in $(printf '%s\n' "${ids[@]}" | sort -u); do
-      p=/run/containerd/s/$(printf '%s' "$NDT_CTRD_SOCK/$NDT_NS/$c" | sha256sum | cut -d' ' -f1)
+      p=/run/containerd/s/$(printf '%s' "$NDT_CTRD_SOCK/$c" | sha256sum | cut -d' ' -f1)
       [[ -S "$p" ]] && rm -f "$p"
     done
   fi
@@ -799,7 +810,10 @@ ndocker_current_fs() {
 # plugin reaches over plain http: NDT_REGISTRY and, when set before this call,
 # NDT_THROTTLED_REGISTRY (throttle_start).
 # The cri plugin unpacks with $NDT_CRI_SNAPSHOTTER (default: ndocker's name).
-# Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID.
+# Pod sandboxes (cri_runp) run $NDT_REGISTRY/pause:3.6 (cri_pause_image_push)
+# and get no CNI network: the CNI dirs are empty dirs of the workdir, pods use
+# the host network (cri_pod_config_write).
+# Sets NDT_CTRD_SOCK, NDT_CTRD_ROOT, NDT_CTRD_STATE, NDT_CTRD_PID, NDT_CTRD_CRI.
 containerd_start() {
   local cri=0 ndocker=1 annotations=true a
   for a in "$@"; do
@@ -810,6 +824,7 @@ containerd_start() {
       *) ndt_fail "containerd_start: unknown option $a" ;;
     esac
   done
+  NDT_CTRD_CRI=$cri
   local dir=$NDT_WORKDIR/containerd
   # NDT_CTRD_ROOT_DIR puts containerd's root (content store, overlayfs
   # snapshots) elsewhere, e.g. on a benchmark tier; state stays in the workdir.
@@ -857,6 +872,11 @@ EOF
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$NDT_REGISTRY/pause:3.6"
   max_concurrent_downloads = 3
+  # CRI gives pause containers oom_score_adj -998, which needs
+  # CAP_SYS_RESOURCE (runc: "failed to update /proc/self/oom_score_adj:
+  # Permission denied" where root lacks it, e.g. in a container): never
+  # below containerd's own score instead.
+  restrict_oom_score_adj = true
 [plugins."io.containerd.grpc.v1.cri".cni]
   # the defaults (/etc/cni/net.d, created at startup, and /opt/cni/bin) are the host's
   bin_dir = "$dir/cni/bin"
@@ -864,6 +884,11 @@ EOF
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "${NDT_CRI_SNAPSHOTTER:-$NDOCKER_SNAPSHOTTER_NAME}"
   disable_snapshot_annotations = $([[ $annotations == true ]] && echo false || echo true)
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  # runc's state in the workdir (as ctr_run's --runc-root), not /run/containerd/runc
+  Root = "$NDT_WORKDIR/runc"
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$NDT_REGISTRY"]
   endpoint = ["http://$NDT_REGISTRY"]
 EOF
@@ -1407,7 +1432,7 @@ cri_pull() {
 # cri_rmi REF: CRI RemoveImage.
 cri_rmi() {
   local out
-  out=$(cri rm "$1" 2>&1) || ndt_fail "CRI RemoveImage $1 failed: $out"
+  out=$(cri rmi "$1" 2>&1) || ndt_fail "CRI RemoveImage $1 failed: $out"
 }
 
 # cri_manifest_digest REF: the manifest digest (sha256:...) of a CRI-pulled
@@ -1418,6 +1443,143 @@ cri_manifest_digest() {
   d=$(sed -n 's/^repo_digest=.*@//p' <<<"$out" | head -n 1)
   [[ "$d" == sha256:* ]] || ndt_fail "CRI ImageStatus $1 has no repo digest: $out"
   echo "$d"
+}
+
+# ---------------------------------------------------------------------------
+# CRI pod sandboxes and containers (RuntimeService)
+#
+# containerd_start --cri points the CRI plugin's sandbox_image at
+# $NDT_REGISTRY/pause:3.6 (no internet: cri_pause_image_push builds and
+# pushes it) and its CNI bin_dir/conf_dir at empty dirs in the workdir: pods
+# use the host network (cri_pod_config_write), for which containerd skips
+# CNI. The pods' cgroup parent is /$NDT_NS, so their cgroups are
+# /sys/fs/cgroup/$NDT_NS/<id> like those of ctr's containers (the cleanup
+# and the leak check cover them). CRI objects live in containerd namespace
+# k8s.io; the cleanup stops and removes every pod sandbox left (see
+# ndt__cri_cleanup) before it kills tasks.
+
+# The pause image: one layer holding only busybox-static as /pause/busybox
+# (paths no app image here uses), entrypoint `sleep` for ~68 years; CRI stops
+# a sandbox with SIGKILL.
+NDT_PAUSE_ENTRYPOINT=/pause/busybox
+
+# cri_pause_image_push: build it with umoci and push it as the configured
+# sandbox_image, $NDT_REGISTRY/pause:3.6. Sets NDT_PAUSE_REF.
+cri_pause_image_push() {
+  local layout=$NDT_WORKDIR/oci-pause img b=$NDT_WORKDIR/imagebuild-pause
+  img=$layout:3.6
+  rm -rf "$b"
+  umoci init --layout "$layout"
+  umoci new --image "$img"
+  umoci unpack --image "$img" "$b" >/dev/null
+  mkdir -p "$b/rootfs/pause"
+  cp /bin/busybox "$b/rootfs$NDT_PAUSE_ENTRYPOINT"
+  chmod 0755 "$b/rootfs$NDT_PAUSE_ENTRYPOINT"
+  umoci repack --refresh-bundle --history.created_by "ndt pause: busybox-static as $NDT_PAUSE_ENTRYPOINT" \
+    --image "$img" "$b" >/dev/null
+  umoci config --image "$img" --config.entrypoint "$NDT_PAUSE_ENTRYPOINT" --config.entrypoint sleep \
+    --config.cmd 2147483647 --config.workingdir /
+  rm -rf "$b"
+  image_push "$layout" 3.6 pause
+  # shellcheck disable=SC2034 # used by the tests
+  NDT_PAUSE_REF=$NDT_IMAGE_REF
+}
+
+# cri_pod_config_write FILE NAME: a PodSandboxConfig (JSON, crictl's format)
+# for a pod NAME in Kubernetes namespace ndt: host network (no CNI), cgroup
+# parent /$NDT_NS, logs in <workdir>/cri-logs/NAME.
+cri_pod_config_write() {
+  local file=$1 name=$2
+  mkdir -p "$NDT_WORKDIR/cri-logs/$name"
+  jq -n --arg name "$name" --arg uid "$name-$$-$RANDOM" --arg logs "$NDT_WORKDIR/cri-logs/$name" \
+    --arg cg "/$NDT_NS" '{
+      metadata: {name: $name, uid: $uid, namespace: "ndt", attempt: 0},
+      log_directory: $logs,
+      labels: {"ndt.test": "1"},
+      linux: {
+        cgroup_parent: $cg,
+        security_context: {namespace_options: {network: "NODE"}}
+      }
+    }' >"$file"
+}
+
+# cri_container_config_write FILE NAME IMAGE [COMMAND...]: a ContainerConfig
+# running IMAGE (its entrypoint and cmd unless COMMAND is given), output
+# logged to <pod log dir>/NAME.log.
+cri_container_config_write() {
+  local file=$1 name=$2 image=$3
+  shift 3
+  jq -n --arg name "$name" --arg image "$image" '{
+      metadata: {name: $name, attempt: 0},
+      image: {image: $image},
+      log_path: ($name + ".log"),
+      labels: {"ndt.test": "1"}
+    } + (if $ARGS.positional | length > 0 then {command: $ARGS.positional} else {} end)' \
+    --args "$@" >"$file"
+}
+
+# cri_runp POD_CONFIG: RunPodSandbox. Sets CRI_POD_ID.
+cri_runp() {
+  local out
+  out=$(cri runp "$1" 2>&1) || ndt_fail "CRI RunPodSandbox ($1) failed: $out"
+  CRI_POD_ID=$(sed -n 's/^pod_id=//p' <<<"$out")
+  [[ -n "$CRI_POD_ID" ]] || ndt_fail "CRI RunPodSandbox returned no pod id: $out"
+  ndt_log "CRI pod sandbox $CRI_POD_ID running"
+}
+
+# cri_create POD_ID CONTAINER_CONFIG POD_CONFIG: CreateContainer. Sets CRI_CONTAINER_ID.
+cri_create() {
+  local out
+  out=$(cri create "$1" "$2" "$3" 2>&1) || ndt_fail "CRI CreateContainer ($2) in pod $1 failed: $out"
+  CRI_CONTAINER_ID=$(sed -n 's/^container_id=//p' <<<"$out")
+  [[ -n "$CRI_CONTAINER_ID" ]] || ndt_fail "CRI CreateContainer returned no container id: $out"
+  ndt_log "CRI container $CRI_CONTAINER_ID created in pod $1"
+}
+
+# cri_start ID: StartContainer.
+cri_start() {
+  local out
+  out=$(cri start "$1" 2>&1) || ndt_fail "CRI StartContainer $1 failed: $out"
+}
+
+# cri_inspect_field ID FIELD: one field of `ndocker-test-cri inspect` (state,
+# exit_code, reason, ...); empty when the container is absent.
+cri_inspect_field() {
+  cri inspect "$1" 2>/dev/null | sed -n "s/^$2=//p"
+}
+
+# cri_wait_exited ID TIMEOUT_S: wait for CONTAINER_EXITED. Sets CRI_EXIT_CODE.
+cri_wait_exited() {
+  local id=$1 timeout=$2 deadline state
+  deadline=$((SECONDS + timeout))
+  while :; do
+    state=$(cri_inspect_field "$id" state)
+    [[ "$state" == CONTAINER_EXITED ]] && break
+    ((SECONDS < deadline)) || ndt_fail "CRI container $id not exited after ${timeout}s (state ${state:-absent}): $(cri inspect "$id" 2>&1 | tr '\n' ' ')"
+    sleep 0.1
+  done
+  CRI_EXIT_CODE=$(cri_inspect_field "$id" exit_code)
+  ndt_log "CRI container $id exited with code $CRI_EXIT_CODE ($(cri_inspect_field "$id" reason))"
+}
+
+# cri_rm_pod POD_ID: StopPodSandbox, RemovePodSandbox (its containers go too).
+cri_rm_pod() {
+  local out
+  out=$(cri stopp "$1" 2>&1) || ndt_fail "CRI StopPodSandbox $1 failed: $out"
+  out=$(cri rmp "$1" 2>&1) || ndt_fail "CRI RemovePodSandbox $1 failed: $out"
+  ndt_log "CRI pod sandbox $1 stopped and removed"
+}
+
+# ndt__cri_cleanup: stop and remove every pod sandbox the test containerd's
+# CRI plugin still has (a failed test). Quiet; bounded by --timeout.
+ndt__cri_cleanup() {
+  [[ "${NDT_CTRD_CRI:-0}" == 1 && -x "$NDOCKER_TEST_CRI_BIN" ]] || return 0
+  local p _
+  while read -r p _; do
+    [[ -n "$p" ]] || continue
+    "$NDOCKER_TEST_CRI_BIN" --address "$NDT_CTRD_SOCK" --timeout 20 stopp "$p" >/dev/null 2>&1
+    "$NDOCKER_TEST_CRI_BIN" --address "$NDT_CTRD_SOCK" --timeout 20 rmp "$p" >/dev/null 2>&1
+  done < <("$NDOCKER_TEST_CRI_BIN" --address "$NDT_CTRD_SOCK" --timeout 10 pods 2>/dev/null)
 }
 
 # ---------------------------------------------------------------------------

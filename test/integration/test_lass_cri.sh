@@ -91,7 +91,9 @@ check_pull() {
   local -a chains
   mapfile -t chains < <(NDT_NS=k8s.io image_chain_ids "$REF")
   ((${#chains[@]} == 5)) || ndt_fail "expected 5 chainIDs, got ${#chains[@]}"
-  ctr --address "$NDT_CTRD_SOCK" -n k8s.io content ls | grep -qF "containerd.io/gc.ref.snapshot.$NDOCKER_SNAPSHOTTER_NAME=${chains[4]}" ||
+  local content
+  content=$(ctr --address "$NDT_CTRD_SOCK" -n k8s.io content ls) # not piped into grep -q: SIGPIPE under pipefail
+  grep -qF "containerd.io/gc.ref.snapshot.$NDOCKER_SNAPSHOTTER_NAME=${chains[4]}" <<<"$content" ||
     ndt_fail "the image config is not labelled with the top chainID ${chains[4]} for $NDOCKER_SNAPSHOTTER_NAME: the unpack did not go through ndocker"
   ndt_pass "image unpacked through $NDOCKER_SNAPSHOTTER_NAME (top chainID ${chains[4]})"
 
