@@ -22,17 +22,15 @@
 # namespace k8s.io (ndockerctl ls --json). Then the container and the pod
 # are removed through CRI and nothing of them may stay mounted.
 #
-# NDT_VARIANT=create_gap (not registered: a known gap of the tracer; run it
-# by hand) gives L0 an /etc/passwd and /etc/group, as nearly every real
-# image has, and waits 2.5 s (> quiet_ms) between CreateContainer and
-# StartContainer, as a kubelet may (init containers, image pulls of
+# NDT_VARIANT=create_gap gives L0 an /etc/passwd and /etc/group, as nearly
+# every real image has, and waits 2.5 s (> quiet_ms) between CreateContainer
+# and StartContainer, as a kubelet may (init containers, image pulls of
 # siblings, a loaded node). CreateContainer makes containerd read both files
 # from the host through a temporary mount of the container's snapshot
-# (oci.WithAdditionalGIDs -> mount.WithTempMount); the tracer attributes
-# those reads to the container and starts its trace's quiet clock with them,
-# so the trace ends ("quiet") before the container runs and the profile
-# holds /etc/passwd and /etc/group only. Expected here: those two (L0) and
-# the four files above.
+# (oci.WithAdditionalGIDs -> mount.WithTempMount). Those reads are the
+# container's files, but they must not start its trace's quiet clock (that
+# used to end the trace before the container ran). Expected: those two (L0)
+# and the four files above.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
