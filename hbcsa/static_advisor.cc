@@ -71,6 +71,7 @@ std::optional<Placement> StaticAdvisor::Advise(const PlacementRequest& request) 
     return std::nullopt;
   }
   if (!KeepFast(v->layer_class)) return std::nullopt;
+  if (options_.has_trace && options_.has_trace(v->manifest_digest)) return std::nullopt;
   std::vector<std::string> why;
   for (const Evidence& e : v->evidence) {
     if (e.supports != v->layer_class) continue;

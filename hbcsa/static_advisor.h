@@ -58,6 +58,10 @@ struct StaticAdvisorOptions {
   absl::Duration idle_forget = absl::Minutes(2);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   LayerReadLimits limits;
+  // True when the image (manifest digest) has a cold-start profile: from then
+  // on the trace, not the guess, says what is hot, and static analysis keeps
+  // nothing fast (LASS decides). Called on the Prepare path: must be quick.
+  std::function<bool(const std::string& manifest_digest)> has_trace;
 };
 
 // What static analysis says about one chainID, in one image.

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "hbcsa/composite_advisor.h"
+#include "hbcsa/plan_annotations.h"
 #include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
 #include "hbcsa/recorder/cold_start_recorder.h"
@@ -161,11 +162,19 @@ int Run(int argc, char** argv) {
   }
   // HBCSA static analysis: engine and application layers go to the fast tier
   // (until a trace exists); it follows the same pull sessions as LASS.
+  // The profile store lives in the core's metadata DB, opened later.
+  auto profile_store = std::make_shared<std::atomic<hbcsa::ProfileStore*>>(nullptr);
   std::shared_ptr<hbcsa::StaticAdvisor> static_advisor;
   if (tracker != nullptr && config.hbcsa.enabled) {
     hbcsa::StaticAdvisorOptions so;
     so.content_root = content_root;
     so.sessions = [tracker, keep = sessions] { return tracker->Sessions(); };  // keeps the watcher alive
+    so.has_trace = [profile_store](const std::string& manifest) {
+      hbcsa::ProfileStore* store = profile_store->load();
+      if (store == nullptr) return false;
+      absl::StatusOr<std::optional<hbcsa::Profile>> p = store->Get(manifest);
+      return p.ok() && p->has_value();
+    };
     static_advisor = std::make_shared<hbcsa::StaticAdvisor>(std::move(so));
   }
   // The advisor asks the core for the slow tier's measured write-back rate;
@@ -249,6 +258,7 @@ int Run(int argc, char** argv) {
       spdlog::warn("msg=\"cold-start tracer not running\" error={}", Q(started.status().message()));
     }
     recorder->Attach(tracer.get(), profiles.get());
+    profile_store->store(profiles.get());
   }
   SnapshotsService snapshots(core->get());
   std::unique_ptr<hbcsa::StoreProfileBook> profile_book;
@@ -257,9 +267,19 @@ int Run(int argc, char** argv) {
       return sessions ? sessions->ManifestForIndex(d).value_or("") : std::string();
     });
   }
-  AdminService admin(core->get(), kVersion,
-                     [advisor](const std::string& digest) { return advisor->Plan(digest); },
-                     profile_book.get());
+  AdminService admin(
+      core->get(), kVersion,
+      [advisor, static_advisor, profile_store](const std::string& digest) {
+        absl::StatusOr<ndocker::admin::v1::GetPlanResponse> plan = advisor->Plan(digest);
+        if (!plan.ok()) return plan;
+        std::optional<hbcsa::Profile> profile;
+        if (hbcsa::ProfileStore* store = profile_store->load()) {
+          if (auto p = store->Get(plan->manifest()); p.ok()) profile = *std::move(p);
+        }
+        hbcsa::AnnotatePlan(static_advisor.get(), profile ? &*profile : nullptr, &*plan);
+        return plan;
+      },
+      profile_book.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
   builder.RegisterService(&snapshots);
@@ -300,6 +320,7 @@ int Run(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
   core_for_rate->store(nullptr);
+  profile_store->store(nullptr);
   ::unlink(config.address.c_str());
   return 0;
 }

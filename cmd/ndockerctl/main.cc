@@ -178,13 +178,19 @@ int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string
                         {"tier", l.tier()},
                         {"rule", l.rule()},
                         {"reason", l.reason()},
-                        {"snapshot", l.snapshot_key()}});
+                        {"snapshot", l.snapshot_key()},
+                        {"class", l.layer_class()},
+                        {"class_evidence", std::vector<std::string>(l.class_evidence().begin(), l.class_evidence().end())},
+                        {"hot_files", l.hot_files()},
+                        {"hot_bytes", l.hot_bytes()}});
     }
     std::cout << json{{"manifest", resp.manifest()},
                       {"config", resp.config()},
                       {"policy", resp.policy()},
                       {"live", resp.live()},
                       {"bandwidth_bytes_per_second", resp.bandwidth_bytes_per_second()},
+                      {"profile_version", resp.profile_version()},
+                      {"profile_runs", resp.profile_runs()},
                       {"layers", layers}}
                      .dump(2)
               << "\n";
@@ -192,18 +198,26 @@ int Plan(admin::Admin::Stub& stub, const std::string& address, const std::string
   }
   std::cout << "image " << resp.manifest() << " (config " << ndocker::lass::ShortDigest(resp.config()) << "), policy "
             << resp.policy() << (resp.live() ? ", download tracked live" : "") << "\n";
-  std::cout << absl::StrFormat("%-3s %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", "#", "BLOB",
-                               "COMPRESSED", "UNPACKED", "DL START", "DL END", "UNPACK START",
-                               "UNPACK END", "TIER", "RULE: REASON");
+  if (resp.profile_version() > 0) {
+    std::cout << "cold-start profile: version " << resp.profile_version() << ", " << resp.profile_runs()
+              << " traced run(s); HOT = the profile's files this layer serves\n";
+  }
+  std::cout << absl::StrFormat("%-3s %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %-11s %-14s %s\n", "#",
+                               "BLOB", "COMPRESSED", "UNPACKED", "DL START", "DL END", "UNPACK START",
+                               "UNPACK END", "TIER", "CLASS", "HOT", "RULE: REASON");
   for (const auto& l : resp.layers()) {
+    const std::string hot =
+        resp.profile_version() > 0 ? absl::StrCat(l.hot_files(), " / ", HumanBytes(l.hot_bytes())) : "-";
     std::cout << absl::StrFormat(
-        "%-3d %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %s\n", l.index(), ndocker::lass::ShortDigest(l.digest()),
-        HumanBytes(l.compressed_size()), l.unpacked_size() > 0 ? HumanBytes(l.unpacked_size()) : "-",
-        TimeOrDash(l.download_start_unix_nano()), TimeOrDash(l.download_end_unix_nano()),
-        TimeOrDash(l.unpack_start_unix_nano()), TimeOrDash(l.unpack_end_unix_nano()),
-        l.tier().empty() ? "-" : l.tier(),
+        "%-3d %-12s %-10s %-10s %-12s %-12s %-12s %-12s %-5s %-11s %-14s %s\n", l.index(),
+        ndocker::lass::ShortDigest(l.digest()), HumanBytes(l.compressed_size()),
+        l.unpacked_size() > 0 ? HumanBytes(l.unpacked_size()) : "-", TimeOrDash(l.download_start_unix_nano()),
+        TimeOrDash(l.download_end_unix_nano()), TimeOrDash(l.unpack_start_unix_nano()),
+        TimeOrDash(l.unpack_end_unix_nano()), l.tier().empty() ? "-" : l.tier(),
+        l.layer_class().empty() ? "-" : l.layer_class(), hot,
         l.rule().empty() ? std::string("not placed by LASS (present, or not unpacked yet)")
                          : absl::StrCat(l.rule(), ": ", l.reason()));
+    for (const std::string& e : l.class_evidence()) std::cout << "      class evidence: " << e << "\n";
   }
   return 0;
 }
@@ -326,7 +340,7 @@ int main(int argc, char** argv) {
   auto* ls = app.add_subcommand("ls", "every snapshot with its kind, tier and size");
   bool json = false;
   ls->add_flag("--json", json, "one JSON object per line");
-  auto* plan = app.add_subcommand("plan", "per layer of a pulled image: download, unpack, tier and why");
+  auto* plan = app.add_subcommand("plan", "per layer of a pulled image: download, unpack, tier and why, static class, hot files");
   std::string image;
   std::string containerd_address = "/run/containerd/containerd.sock";
   std::string ns = "default";

@@ -298,6 +298,20 @@ for p in "${LIBS[@]}"; do [[ "$p" != */ld-linux* ]] && want_order+=" $p"; done
 want_order+=" /app/data/a /app/data/b /app/data/c"
 assert_eq "$want_order" "$order" "app: files in first-access order"
 V1=$(jq -r .version <<<"$P")
+# ndockerctl plan: each layer's static class (with evidence) and the
+# profile's files it serves, consistent with the profile.
+PLAN=$(ndockerctlw plan --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" --json) ||
+  ndt_fail "ndockerctl plan ${REF[app]} failed"
+assert_eq "$V1" "$(jq -r .profile_version <<<"$PLAN")" "plan: the profile's version"
+for c in "${ca[@]}"; do
+  assert_eq "$(jq -r --arg c "$c" '[.files[] | select(.layer == $c)] | length' <<<"$P")" \
+    "$(jq -r --arg c "$c" '.layers[] | select(.chain_id == $c) | .hot_files' <<<"$PLAN")" "plan: hot files of layer $c"
+done
+assert_eq application "$(jq -r --arg c "${ca[3]}" '.layers[] | select(.chain_id == $c) | .class' <<<"$PLAN")" \
+  "plan: L4 (the entrypoint script) is an application layer"
+[[ "$(jq -r --arg c "${ca[3]}" '.layers[] | select(.chain_id == $c) | .class_evidence | length' <<<"$PLAN")" -ge 1 ]] ||
+  ndt_fail "plan: no evidence for L4's class"
+ndockerctlw plan --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" | sed 's/^/    /' >&2
 ndt_log "app profile version $V1; trace: $(trace_log t-app-1 'trace done' | grep -o 'files=.*')"
 
 # ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "hbcsa/static_advisor.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -146,6 +147,26 @@ TEST_CASE("hbcsa: the static advisor follows a pull and answers from memory", "[
   CHECK_FALSE(advisor.Advise(rootfs).has_value());
   CHECK_FALSE(advisor.Advise(Unpack("sha256:" + std::string(64, 'f'))).has_value());
   advisor.Committed(CommitReport{});
+}
+
+TEST_CASE("hbcsa: once the image has a cold-start trace, static analysis keeps nothing fast", "[hbcsa]") {
+  ndocker::testing::TempDir dir;
+  const Image img = PythonImage(dir.path());
+  std::vector<lass::PullSession> sessions = {img.Session({true, true, true, true})};
+  std::set<std::string> traced;
+  StaticAdvisorOptions o;
+  o.content_root = dir.path();
+  o.sessions = [&sessions] { return sessions; };
+  o.start_thread = false;
+  o.has_trace = [&traced](const std::string& manifest) { return traced.count(manifest) > 0; };
+  StaticAdvisor advisor(o);
+  CHECK(advisor.PollOnce());
+  REQUIRE(advisor.Advise(Unpack(img.chains[1])).has_value());
+  traced.insert(img.manifest);
+  // The verdict stays (ndockerctl plan shows it); the placement is LASS's.
+  CHECK_FALSE(advisor.Advise(Unpack(img.chains[1])).has_value());
+  CHECK_FALSE(advisor.Advise(Unpack(img.chains[2])).has_value());
+  CHECK(advisor.Verdict(img.chains[1])->layer_class == LayerClass::kEngine);
 }
 
 TEST_CASE("hbcsa: a pull whose other blobs never come keeps its partial analysis", "[hbcsa]") {
