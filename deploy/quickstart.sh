@@ -3,7 +3,9 @@
 # (with its CRI plugin), registry and ndocker-snapshotter under a temp dir, and
 #  1. builds a small multi-layer image, pulls it with `ctr` (everything is
 #     downloaded before unpack, so LASS keeps it on the fast tier while the
-#     budget lasts) and runs it;
+#     budget lasts) and runs it; the tracer records the files that start
+#     read (HBCSA): the image's hot-file profile, each layer's static class
+#     and hot files (`ndockerctl profile show`, `ndockerctl plan`);
 #  2. pulls an image of random layers through CRI (PullImage: streamed unpack,
 #     3 downloads at a time) behind a 4 MiB/s link: LASS puts the layers below
 #     the last-downloading one on the slow tier and the rest on the fast tier;
@@ -71,6 +73,16 @@ echo "pulled and unpacked in $(ndt_elapsed "$t0") s"
 ndt_step "ctr run --snapshotter ndocker $ref"
 ctr_run --rm --snapshotter ndocker "$ref" quickstart1 /bin/sh -c \
   'echo "greeting: $(cat /etc/greeting)"; echo "/data holds: $(ls /data)"; cat /app/run.sh >/dev/null && echo "app layer present"'
+
+ndt_step "HBCSA: the files that start read (fanotify trace, merged into the image's profile)"
+profile_of_ref() {
+  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" profile show --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
+}
+ndt_wait_until 30 "the cold-start profile of $ref" profile_of_ref
+profile_of_ref
+echo
+ndt_step "each layer's static class (with evidence) and the profile's files it serves (ndockerctl plan)"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
 
 ndt_step "where each layer of the ctr pull went (all downloaded before unpack: fast while the $budget budget lasts)"
 where_layers_went "$ref"

@@ -12,7 +12,12 @@ CompositeAdvisor::CompositeAdvisor(std::vector<std::shared_ptr<PlacementAdvisor>
 
 std::optional<Placement> CompositeAdvisor::Advise(const PlacementRequest& request) {
   for (const auto& a : advisors_) {
-    if (std::optional<Placement> p = a->Advise(request)) return p;
+    if (std::optional<Placement> p = a->Advise(request)) {
+      for (const auto& other : advisors_) {
+        if (other != a) other->DecidedElsewhere(request, *p);
+      }
+      return p;
+    }
   }
   return std::nullopt;
 }

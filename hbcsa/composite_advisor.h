@@ -1,6 +1,7 @@
 // Several placement inputs as the core's one PlacementAdvisor: asked in
-// order, the first with an opinion decides; every commit is told to all of
-// them (each learns from commits whoever placed them).
+// order, the first with an opinion decides and the others are told what it
+// decided (DecidedElsewhere); every commit is told to all of them (each
+// learns from commits whoever placed them).
 //
 // The inputs keep their own words (rules, reasons); this class knows none of
 // them, so it could live in the core. It sits in hbcsa/ for now because

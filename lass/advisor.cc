@@ -62,14 +62,7 @@ std::optional<Placement> Advisor::Advise(const PlacementRequest& request) {
                                   "): default tier ", TierName(options_.default_tier))};
   }
 
-  std::vector<PullSession> sessions;
-  if (request.labels != nullptr) {
-    if (auto it = request.labels->find(kCriManifestDigestLabel); it != request.labels->end()) {
-      if (auto s = source_->SessionByManifest(it->second)) sessions.push_back(*std::move(s));
-    }
-  }
-  if (sessions.empty()) sessions = source_->SessionsWithChain(chain);
-
+  std::vector<PullSession> sessions = SessionsFor(request);
   const PlannerInputs inputs = CurrentInputs();
   std::optional<LayerDecision> chosen;
   std::vector<std::pair<const PullSession*, size_t>> places;
@@ -123,6 +116,28 @@ void Advisor::Committed(const CommitReport& report) {
   if (report.size >= kMinLearnBytes && took >= kMinLearnTime) {
     const double rate = static_cast<double>(report.size) / absl::ToDoubleSeconds(took);
     apply_rate_ = (1 - kLearnWeight) * apply_rate_ + kLearnWeight * rate;
+  }
+}
+
+std::vector<PullSession> Advisor::SessionsFor(const PlacementRequest& request) const {
+  std::vector<PullSession> sessions;
+  if (request.labels != nullptr) {
+    if (auto it = request.labels->find(kCriManifestDigestLabel); it != request.labels->end()) {
+      if (auto s = source_->SessionByManifest(it->second)) sessions.push_back(*std::move(s));
+    }
+  }
+  if (sessions.empty()) sessions = source_->SessionsWithChain(request.unpack_chain_id);
+  return sessions;
+}
+
+void Advisor::DecidedElsewhere(const PlacementRequest& request, const Placement& placement) {
+  // Static analysis (or another input) placed this unpack: the plan shows it
+  // and the commit teaches the unpack ratio and apply rate all the same.
+  if (request.unpack_chain_id.empty() || !source_) return;
+  for (const PullSession& s : SessionsFor(request)) {
+    if (auto index = LayerIndex(s, request.unpack_chain_id)) {
+      book_.Decided(s, *index, PolicyName(options_.policy), request.key, placement, request.now);
+    }
   }
 }
 

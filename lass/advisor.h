@@ -42,6 +42,7 @@ class Advisor : public PlacementAdvisor {
 
   std::optional<Placement> Advise(const PlacementRequest& request) override;
   void Committed(const CommitReport& report) override;
+  void DecidedElsewhere(const PlacementRequest& request, const Placement& placement) override;
 
   // For ndockerctl plan: NotFound when no pull of that digest was placed.
   absl::StatusOr<ndocker::admin::v1::GetPlanResponse> Plan(const std::string& digest) const;
@@ -50,6 +51,9 @@ class Advisor : public PlacementAdvisor {
   PlannerInputs CurrentInputs() const;
 
  private:
+  // The pulls this unpack belongs to: the CRI manifest label's, else every
+  // pull whose chain holds it.
+  std::vector<PullSession> SessionsFor(const PlacementRequest& request) const;
   const AdvisorOptions options_;
   const std::shared_ptr<const SessionSource> source_;
   PlanBook book_;

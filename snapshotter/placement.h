@@ -75,6 +75,10 @@ class PlacementAdvisor {
   // must answer from memory, never wait for I/O.
   virtual std::optional<Placement> Advise(const PlacementRequest& request) = 0;
   virtual void Committed(const CommitReport& report) = 0;
+  // Another input decided this request (an advisor that keeps a record of
+  // every layer of a pull, to show it and to learn from its commit, records
+  // it too). Same rules as Advise: from memory only.
+  virtual void DecidedElsewhere(const PlacementRequest& /*request*/, const Placement& /*placement*/) {}
 };
 
 // The chainID an unpack Prepare stores (see PlacementRequest), or "".

@@ -288,8 +288,10 @@ class FakeAdvisor : public PlacementAdvisor {
     return answer_;
   }
   void Committed(const CommitReport& r) override { committed.push_back(r.key); }
+  void DecidedElsewhere(const PlacementRequest&, const Placement& p) override { told.push_back(p.rule); }
   int asked = 0;
   std::vector<std::string> committed;
+  std::vector<std::string> told;  // rules other inputs decided
 
  private:
   std::optional<Placement> answer_;
@@ -306,6 +308,10 @@ TEST_CASE("hbcsa: the composite advisor asks in order and tells every commit to 
   CHECK(none->asked == 1);
   CHECK(fast->asked == 1);
   CHECK(slow->asked == 0);  // never asked once an earlier input decided
+  // ...but told what was decided, as is the input that had no opinion.
+  CHECK(slow->told == std::vector<std::string>{"first"});
+  CHECK(none->told == std::vector<std::string>{"first"});
+  CHECK(fast->told.empty());
 
   CompositeAdvisor reversed({slow, fast});
   CHECK(reversed.Advise(Unpack("sha256:x"))->rule == "second");
@@ -341,6 +347,7 @@ TEST_CASE("hbcsa: static analysis before LASS: fast if either says fast", "[hbcs
   CHECK(c.Advise(Unpack(img.chains[2]))->rule == kRuleStaticApp);     // application: fast
   CHECK(c.Advise(Unpack(img.chains[3]))->rule == "ldl-below");      // unknown: LASS decides
   CHECK(lass->asked == 2);
+  CHECK(lass->told == std::vector<std::string>{kRuleStaticEngine, kRuleStaticApp});
 }
 
 }  // namespace

@@ -167,6 +167,38 @@ TEST_CASE("advisor: ldl across a pull, and the plan it records", "[lass][advisor
   CHECK(plan->layers(0).digest() == "sha256:blob-a-0");
 }
 
+TEST_CASE("advisor: a layer another input placed is in the plan and teaches the commit",
+          "[lass][advisor]") {
+  Labels none;
+  auto source = std::make_shared<ScriptedSource>();
+  source->sessions.push_back(Image("a", {kMiB, 4 * kMiB}));
+  Advisor advisor(AdvisorOptions{}, source);
+  const Placement by_static{Tier::kFast, "static-app", "static analysis: the application"};
+  advisor.DecidedElsewhere(Unpack(Chain("a", 1), &none), by_static);
+  CommitReport c;
+  c.key = "extract-1-abcd " + Chain("a", 1);
+  c.name = Chain("a", 1);
+  c.tier = Tier::kFast;
+  c.rule = by_static.rule;
+  c.reason = by_static.reason;
+  c.size = 8 * kMiB;
+  c.prepared = absl::FromUnixSeconds(1000);
+  c.committed = absl::FromUnixSeconds(1002);
+  advisor.Committed(c);
+  auto plan = advisor.Plan("sha256:manifest-a");
+  REQUIRE(plan.ok());
+  REQUIRE(plan->layers_size() == 2);
+  CHECK(plan->layers(1).tier() == "fast");
+  CHECK(plan->layers(1).rule() == "static-app");
+  CHECK(plan->layers(1).reason() == by_static.reason);
+  CHECK(plan->layers(1).unpacked_size() == 8 * kMiB);
+  CHECK(plan->layers(0).rule().empty());
+  // Not an unpack: nothing to record.
+  PlacementRequest rootfs;
+  rootfs.key = "default/9/container";
+  advisor.DecidedElsewhere(rootfs, by_static);
+}
+
 TEST_CASE("advisor: two pulls at once sharing a base layer", "[lass][advisor]") {
   Labels none;
   auto source = std::make_shared<ScriptedSource>();
