@@ -21,10 +21,12 @@ uint64_t PackFsid(const int32_t val[2]) {
          (static_cast<uint64_t>(static_cast<uint32_t>(val[1])) << 32);
 }
 
-// Fills fsid, dir_handle and name from the event's DFID_NAME record.
-bool ParseInfo(const fanotify_event_metadata* md, FanEvent* ev) {
-  const char* p = reinterpret_cast<const char*>(md) + md->metadata_len;
-  const char* end = reinterpret_cast<const char*>(md) + md->event_len;
+// Fills fsid, dir_handle and name from the DFID_NAME record of the event at
+// `event` (records are not 8-byte aligned: a name's length decides where the
+// next event starts, so everything is copied out, never cast in place).
+bool ParseInfo(const char* event, const fanotify_event_metadata& md, FanEvent* ev) {
+  const char* p = event + md.metadata_len;
+  const char* end = event + md.event_len;
   while (p + sizeof(fanotify_event_info_header) <= end) {
     fanotify_event_info_header hdr;
     std::memcpy(&hdr, p, sizeof hdr);
@@ -104,23 +106,27 @@ absl::StatusOr<size_t> FanotifyGroup::Read(std::vector<FanEvent>* out) {
     return LastErrnoStatus("read(fanotify)");
   }
   size_t count = 0;
-  ssize_t left = len;
-  for (auto* md = reinterpret_cast<fanotify_event_metadata*>(buf_.data()); FAN_EVENT_OK(md, left);
-       md = FAN_EVENT_NEXT(md, left)) {
-    if (md->vers != FANOTIFY_METADATA_VERSION) {
-      return absl::InternalError(absl::StrCat("fanotify metadata version ", md->vers));
+  const size_t total = static_cast<size_t>(len);
+  for (size_t off = 0; off + sizeof(fanotify_event_metadata) <= total;) {
+    fanotify_event_metadata md;
+    std::memcpy(&md, buf_.data() + off, sizeof md);
+    if (md.event_len < sizeof md || off + md.event_len > total) break;
+    if (md.vers != FANOTIFY_METADATA_VERSION) {
+      return absl::InternalError(absl::StrCat("fanotify metadata version ", md.vers));
     }
+    const char* event = buf_.data() + off;
+    off += md.event_len;
     ++count;
     ++stats_.events;
     FanEvent ev;
-    if (md->mask & FAN_Q_OVERFLOW) {
+    if (md.mask & FAN_Q_OVERFLOW) {
       ev.overflow = true;
       out->push_back(std::move(ev));
       continue;
     }
-    ev.pid = md->pid;
-    ev.mask = md->mask;
-    if (!ParseInfo(md, &ev)) {
+    ev.pid = md.pid;
+    ev.mask = md.mask;
+    if (!ParseInfo(event, md, &ev)) {
       ++stats_.malformed;
       continue;
     }
