@@ -17,10 +17,13 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, const std::string& rel, int fl
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
   const std::string path = rel.empty() ? "." : rel;
-  long r;
-  do {
+  // EAGAIN: a rename or mount somewhere raced the resolution; the kernel
+  // asks for a retry. A few are plenty, a loop without end is not.
+  long r = -1;
+  for (int attempt = 0; attempt < 8; ++attempt) {
     r = ::syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof how);
-  } while (r < 0 && errno == EAGAIN);  // a concurrent rename elsewhere: retry
+    if (r >= 0 || errno != EAGAIN) break;
+  }
   if (r < 0) return LastErrnoStatus("openat2 beneath a layer", rel);
   return UniqueFd(static_cast<int>(r));
 }
