@@ -742,7 +742,17 @@ BuildStep ParseCreatedBy(absl::string_view created_by) {
     if (!absl::ConsumePrefix(&s, "#(nop)")) return step;  // a RUN
     s = absl::StripAsciiWhitespace(s);
   }
-  if (absl::ConsumeSuffix(&s, "# buildkit")) s = absl::StripAsciiWhitespace(s);
+  // A builder's note after the instruction ("# buildkit", "# debootstrap
+  // ... <mirror>", buildah's "# <timestamp>"): a Dockerfile instruction
+  // has no inline comments, so " # " starts one. The JSON form's strings
+  // may hold " # ": only cut after its closing bracket.
+  {
+    const size_t json_end = s.rfind(']');
+    const size_t from = json_end == absl::string_view::npos ? 0 : json_end;
+    if (const size_t hash = s.find(" #", from); hash != absl::string_view::npos) {
+      s = absl::StripAsciiWhitespace(s.substr(0, hash));
+    }
+  }
   std::vector<std::string> words = ShellWords(s);
   if (words.empty()) return step;
   if (words[0] == "COPY") {

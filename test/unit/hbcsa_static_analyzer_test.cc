@@ -112,6 +112,16 @@ TEST_CASE("hbcsa: created_by lines from the classic builder, BuildKit and others
   CHECK(s.sources == std::vector<std::string>{"run.sh"});
   CHECK(s.destination == "/usr/local/bin/");
 
+  // Another builder's note after the instruction (the corpus's base layer).
+  s = ParseCreatedBy("ADD rootfs.tar / # debootstrap --variant=minbase bookworm http://deb.debian.org/debian/");
+  CHECK(s.kind == BuildStep::Kind::kAdd);
+  CHECK(s.sources == std::vector<std::string>{"rootfs.tar"});
+  CHECK(s.destination == "/");
+  CHECK(s.IsRootfs(false));
+  s = ParseCreatedBy("COPY [\"a # b.txt\", \"/app/\"] # buildkit");
+  CHECK(s.sources == std::vector<std::string>{"a # b.txt"});
+  CHECK(s.destination == "/app/");
+
   s = ParseCreatedBy("COPY . / # buildkit");
   CHECK_FALSE(s.IsRootfs(false));
   CHECK(s.IsRootfs(true));
