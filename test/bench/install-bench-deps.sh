@@ -14,6 +14,7 @@ packages=(
   openjdk-17-jdk-headless  # javac + jar for the openjdk image's app (built on the host)
   python3-minimal python3-grpcio  # net/cri-pull.py (a CRI PullImage without crictl)
   python3-matplotlib              # report.py plots
+  bpftrace                        # hif.sh --crosscheck (syscall trace to check the HBCSA tracer against)
 )
 # images/: npm ci for the express image's node_modules (any npm will do; a
 # nodejs from elsewhere brings its own, which Debian's npm would conflict with)
