@@ -15,6 +15,7 @@ packages=(
   python3-minimal python3-grpcio  # net/cri-pull.py (a CRI PullImage without crictl)
   python3-matplotlib              # report.py plots
   erofs-utils attr  # promoter bench: mkfs.erofs of a metadata layer; oci-layers-to-dirs.sh's setfattr
+  bpftrace                        # hif.sh --crosscheck (syscall trace to check the HBCSA tracer against)
 )
 # images/: npm ci for the express image's node_modules (any npm will do; a
 # nodejs from elsewhere brings its own, which Debian's npm would conflict with)
