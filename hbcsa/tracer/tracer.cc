@@ -292,10 +292,13 @@ void Tracer::FinishLoop() {
       stats_.finisher_cpu += cpu;
       ++stats_.traces;
     }
-    spdlog::info("msg=\"trace done\" container={} files={} events={} end={} complete={} cpu_us={}",
-                 Q(item.first.container), item.first.files.size(), item.first.events,
-                 TraceEndName(item.first.end_reason), item.first.complete,
-                 absl::ToInt64Microseconds(item.first.cpu));
+    const Trace& t = item.first;
+    spdlog::info("msg=\"trace done\" container={} files={} events={} end={} complete={} start={} "
+                 "duration_ms={} dropped_upper={} dropped_unresolved={} cpu_us={}",
+                 Q(t.container), t.files.size(), t.events, TraceEndName(t.end_reason), t.complete,
+                 absl::FormatTime(absl::RFC3339_full, t.start, absl::UTCTimeZone()),
+                 absl::ToInt64Milliseconds(t.end - t.start), t.dropped_upper, t.dropped_unresolved,
+                 absl::ToInt64Microseconds(t.cpu));
     if (sink_) sink_->OnTrace(item.first, item.second);
   }
 }
