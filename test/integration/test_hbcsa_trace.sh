@@ -395,4 +395,16 @@ assert_eq "$(printf '%s\n' "${DIGEST[app]}" "${DIGEST[other]}" "${DIGEST[quick]}
 assert_eq "3 1 2" "$(for t in app other quick; do jq -r --arg d "${DIGEST[$t]}" 'select(.image == $d) | .runs' < <(ndockerctlw profile ls --json); done | tr '\n' ' ' | sed 's/ $//')" \
   "runs of app, other, quick in profile ls"
 ndt_log "tracer log: $(grep -c 'msg="trace done"' "$NDOCKER_LOG") traces done, $(grep -c 'fanotify queue overflow' "$NDOCKER_LOG" || true) overflows"
+
+ndt_step "6. profile export, rm, import (one node's trace seeds another)"
+EXPORTED=$NDT_WORKDIR/app-profile.json
+ndockerctlw profile export --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" >"$EXPORTED" ||
+  ndt_fail "profile export failed"
+BEFORE=$(jq -S . "$EXPORTED")
+assert_eq "${DIGEST[app]}" "$(jq -r .image "$EXPORTED")" "exported profile's image"
+ndockerctlw profile rm --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" >/dev/null ||
+  ndt_fail "profile rm failed"
+assert_eq "" "$(profile_json app)" "app's profile gone after rm"
+ndockerctlw profile import "$EXPORTED" >/dev/null || ndt_fail "profile import failed"
+assert_eq "$BEFORE" "$(profile_json app | jq -S .)" "the imported profile equals the exported one"
 ndt_pass "cold-start traces and profiles"
