@@ -73,7 +73,7 @@ def main():
         out.append("| " + " | ".join(cells) + " |")
 
     out.append("")
-    out.append("| image | entries | hot files (MB) | stubs | META ext4 dir on fast (MB) | bytes/entry | META EROFS image (MB) | bytes/entry | layers on fast = overlayfs-fast (MB) | share ext4 | share EROFS | META build s | view check META (ext4) vs overlayfs-slow | view check META (EROFS) vs overlayfs-slow |")
+    out.append("| image | entries | hot files (MB) | stubs | META ext4 dir on fast, st_blocks (MB) | bytes/entry | META EROFS image on fast, allocated (MB) | bytes/entry | layers on fast = overlayfs-fast (MB) | share ext4 | share EROFS | META build s | view check META (ext4) vs overlayfs-slow | view check META (EROFS) vs overlayfs-slow |")
     out.append("|" + "---|" * 14)
     sh_ext4, sh_erofs = [], []
     for img in images:
@@ -83,6 +83,7 @@ def main():
         m = json.load(open(mj)) if os.path.exists(mj) else None
         layers = int(open(lb).read().split()[0]) if os.path.exists(lb) else None
         erofs = int(open(eb).read().split()[0]) if os.path.exists(eb) else None
+        erofs_apparent = int(open(eb).read().split()[1]) if erofs else None
         if m is None or not layers:
             out.append(f"| {img} |" + " - |" * 11 + f" {last_line(prefix + f'-verify-{img}.txt')} | - |")
             continue
@@ -94,7 +95,7 @@ def main():
         out.append(
             f"| {img} | {m['entries']} | {m['hot_files']} ({m['hot_bytes'] / 1e6:.1f}) | {m['stubs']} | "
             f"{m['bytes_on_disk'] / 1e6:.1f} | {m['bytes_per_entry']:.0f} | "
-            + (f"{erofs / 1e6:.1f} | {erofs / m['entries']:.0f} | " if erofs else "- | - | ")
+            + (f"{erofs / 1e6:.1f} (file {erofs_apparent / 1e6:.1f}) | {erofs / m['entries']:.0f} | " if erofs else "- | - | ")
             + f"{layers / 1e6:.1f} | {s1 * 100:.1f}% | " + (f"{s2 * 100:.1f}% | " if s2 is not None else "- | ")
             + f"{m['seconds']:.2f} | {last_line(prefix + f'-verify-{img}.txt')} | "
             f"{last_line(prefix + f'-verify-erofs-{img}.txt')} |")
