@@ -160,6 +160,18 @@ absl::Status MetadataLayerWriter::WriteRegular(const MergedEntry& e, bool hot, i
   return absl::OkStatus();
 }
 
+absl::Status MetadataLayerWriter::FinishNonRegular(const MergedEntry& e, int64_t& blocks) {
+  NDOCKER_RETURN_IF_ERROR(CopyXattrs(e.attr_path, FdRelativePath(out(), e.name), e.path));
+  const std::array<timespec, 2> times = Times(e.st);
+  if (::utimensat(out(), e.name.c_str(), times.data(), AT_SYMLINK_NOFOLLOW) != 0) {
+    return LastErrnoStatus("utimensat", e.path);
+  }
+  struct stat st;
+  if (::fstatat(out(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return LastErrnoStatus("lstat", e.path);
+  blocks = st.st_blocks;
+  return absl::OkStatus();
+}
+
 absl::Status MetadataLayerWriter::WriteSymlink(const MergedEntry& e, int64_t& blocks) {
   std::string target(static_cast<size_t>(e.st.st_size) + 1, '\0');
   const ssize_t n = ::readlinkat(e.parent_fd, e.name.c_str(), target.data(), target.size());
@@ -172,15 +184,7 @@ absl::Status MetadataLayerWriter::WriteSymlink(const MergedEntry& e, int64_t& bl
   if (::fchownat(out(), e.name.c_str(), e.st.st_uid, e.st.st_gid, AT_SYMLINK_NOFOLLOW) != 0) {
     return LastErrnoStatus("lchown", e.path);
   }
-  NDOCKER_RETURN_IF_ERROR(CopyXattrs(e.attr_path, FdRelativePath(out(), e.name), e.path));
-  const std::array<timespec, 2> times = Times(e.st);
-  if (::utimensat(out(), e.name.c_str(), times.data(), AT_SYMLINK_NOFOLLOW) != 0) {
-    return LastErrnoStatus("utimensat", e.path);
-  }
-  struct stat st;
-  if (::fstatat(out(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return LastErrnoStatus("lstat", e.path);
-  blocks = st.st_blocks;
-  return absl::OkStatus();
+  return FinishNonRegular(e, blocks);
 }
 
 absl::Status MetadataLayerWriter::WriteSpecial(const MergedEntry& e, int64_t& blocks) {
@@ -195,15 +199,7 @@ absl::Status MetadataLayerWriter::WriteSpecial(const MergedEntry& e, int64_t& bl
   if (::fchmodat(out(), e.name.c_str(), e.st.st_mode & 07777, 0) != 0) {
     return LastErrnoStatus("chmod", e.path);
   }
-  NDOCKER_RETURN_IF_ERROR(CopyXattrs(e.attr_path, FdRelativePath(out(), e.name), e.path));
-  const std::array<timespec, 2> times = Times(e.st);
-  if (::utimensat(out(), e.name.c_str(), times.data(), AT_SYMLINK_NOFOLLOW) != 0) {
-    return LastErrnoStatus("utimensat", e.path);
-  }
-  struct stat st;
-  if (::fstatat(out(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return LastErrnoStatus("lstat", e.path);
-  blocks = st.st_blocks;
-  return absl::OkStatus();
+  return FinishNonRegular(e, blocks);
 }
 
 absl::Status MetadataLayerWriter::Link(const MergedEntry& e, Written& first) {

@@ -45,6 +45,8 @@ class MetadataLayerWriter : public MergedViewVisitor {
   absl::Status WriteRegular(const MergedEntry& e, bool hot, int64_t& blocks);
   absl::Status WriteSymlink(const MergedEntry& e, int64_t& blocks);
   absl::Status WriteSpecial(const MergedEntry& e, int64_t& blocks);
+  // The xattrs and times of a symlink or special file just made, and its blocks.
+  absl::Status FinishNonRegular(const MergedEntry& e, int64_t& blocks);
   absl::Status Link(const MergedEntry& e, Written& first);
   // A stub whose inode turned out hot through a later name gets its data.
   absl::Status MakeHot(const MergedEntry& e, Written& first);
