@@ -172,8 +172,8 @@ int Run(int argc, char** argv) {
     so.has_trace = [profile_store](const std::string& manifest) {
       hbcsa::ProfileStore* store = profile_store->load();
       if (store == nullptr) return false;
-      absl::StatusOr<std::optional<hbcsa::Profile>> p = store->Get(manifest);
-      return p.ok() && p->has_value();
+      absl::StatusOr<bool> has = store->Has(manifest);
+      return has.ok() && *has;
     };
     static_advisor = std::make_shared<hbcsa::StaticAdvisor>(std::move(so));
   }

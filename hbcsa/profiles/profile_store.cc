@@ -46,6 +46,17 @@ absl::StatusOr<std::optional<Profile>> ProfileStore::Get(const std::string& imag
   return out;
 }
 
+absl::StatusOr<bool> ProfileStore::Has(const std::string& image) const {
+  bool found = false;
+  NDOCKER_RETURN_IF_ERROR(meta_.View([&](const MetaTxn& txn) -> absl::Status {
+    auto raw = txn.GetAux(kSpace, image);
+    if (!raw.ok()) return raw.status();
+    found = raw->has_value();
+    return absl::OkStatus();
+  }));
+  return found;
+}
+
 absl::StatusOr<std::vector<Profile>> ProfileStore::List() const {
   std::vector<Profile> out;
   absl::Status bad = absl::OkStatus();

@@ -21,6 +21,9 @@ class ProfileStore {
   absl::StatusOr<Profile> Record(const std::string& image, const std::string& top_chain,
                                  const TracedRun& run, absl::Time now);
   absl::StatusOr<std::optional<Profile>> Get(const std::string& image) const;
+  // Whether the image has a profile, without parsing it (asked on the
+  // Prepare path).
+  absl::StatusOr<bool> Has(const std::string& image) const;
   absl::StatusOr<std::vector<Profile>> List() const;
   // Replaces (or creates) a profile from another node's export; its version
   // continues above the local one so a change is always visible.

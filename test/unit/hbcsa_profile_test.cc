@@ -111,6 +111,7 @@ TEST_CASE("profiles are durable in the metadata store", "[hbcsa][profile]") {
   REQUIRE(got->has_value());
   CHECK((*got)->runs == 2);
   CHECK((*got)->files.size() == 2);
+  CHECK(store.Has(kImage).value_or(false));
   auto all = store.List();
   REQUIRE(all.ok());
   CHECK(all->size() == 1);
@@ -127,6 +128,9 @@ TEST_CASE("profiles are durable in the metadata store", "[hbcsa][profile]") {
   auto gone = store.Get(kImage);
   REQUIRE(gone.ok());
   CHECK_FALSE(gone->has_value());
+  auto has = store.Has(kImage);
+  REQUIRE(has.ok());
+  CHECK_FALSE(*has);
 }
 
 }  // namespace ndocker::hbcsa
