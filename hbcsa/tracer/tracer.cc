@@ -110,11 +110,12 @@ std::optional<int64_t> SizeInDir(const std::string& dir, const std::string& rel)
 // ---- Tracer
 
 Tracer::Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-               std::vector<std::string> tier_roots, DirResolver dirs)
+               std::vector<std::string> given_roots, std::vector<std::string> tier_roots, DirResolver dirs)
     : group_(std::move(group)),
       options_(options),
       sink_(sink),
       tier_roots_(std::move(tier_roots)),
+      given_roots_(std::move(given_roots)),
       own_pid_(static_cast<int32_t>(::getpid())),
       dirs_(std::move(dirs)),
       assembler_(options.assembler, &lookup_) {}
@@ -150,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const std::vector<std::str
   const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return LastErrnoStatus("eventfd");
   std::unique_ptr<Tracer> t(
-      new Tracer(*std::move(group), options, sink, std::move(roots), std::move(dirs)));
+      new Tracer(*std::move(group), options, sink, tier_roots, std::move(roots), std::move(dirs)));
   t->wake_.Reset(efd);
   t->loop_ = std::thread([p = t.get()] { p->Loop(); });
   t->finisher_ = std::thread([p = t.get()] { p->FinishLoop(); });
@@ -175,17 +176,24 @@ Tracer::~Tracer() {
 }
 
 void Tracer::WatchContainer(const std::string& container, RootfsChain chain) {
-  // Events name canonical paths (the kernel resolved l/<id> links and any
-  // symlink in the root when the overlay was mounted).
-  auto canonical = [](std::string* dir) {
-    char real[PATH_MAX];
-    if (!dir->empty() && ::realpath(dir->c_str(), real) != nullptr) *dir = real;
-  };
-  canonical(&chain.upper_dir);
-  for (LayerDir& l : chain.lowers) canonical(&l.dir);
+  chain.upper_dir = Canonical(chain.upper_dir);
+  for (LayerDir& l : chain.lowers) l.dir = Canonical(l.dir);
   absl::MutexLock l(&mu_);
   chains_[container] = chain;
   assembler_.Watch(container, std::move(chain), absl::Now());
+}
+
+std::string Tracer::Canonical(const std::string& dir) const {
+  // The core names layer dirs under the tier roots it was given: swapping
+  // the root's prefix is enough (no realpath per layer on the Prepare path).
+  for (size_t i = 0; i < given_roots_.size() && i < tier_roots_.size(); ++i) {
+    const std::string& root = given_roots_[i];
+    if (dir.size() > root.size() && dir.compare(0, root.size(), root) == 0 && dir[root.size()] == '/') {
+      return tier_roots_[i] + dir.substr(root.size());
+    }
+  }
+  char real[PATH_MAX];
+  return !dir.empty() && ::realpath(dir.c_str(), real) != nullptr ? std::string(real) : dir;
 }
 
 void Tracer::ContainerGone(const std::string& container) {

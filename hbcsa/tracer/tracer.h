@@ -103,7 +103,9 @@ class Tracer {
 
  private:
   Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-         std::vector<std::string> tier_roots, DirResolver dirs);
+         std::vector<std::string> given_roots, std::vector<std::string> tier_roots, DirResolver dirs);
+  // `dir` with its tier root made canonical (events name canonical paths).
+  std::string Canonical(const std::string& dir) const;
   void Feed(FanEvent& event, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void FinishLoop();
@@ -115,7 +117,8 @@ class Tracer {
   UniqueFd wake_;  // eventfd
   std::atomic<bool> stop_{false};
 
-  const std::vector<std::string> tier_roots_;  // canonical
+  const std::vector<std::string> tier_roots_;    // canonical
+  const std::vector<std::string> given_roots_;   // as Start got them, same order
   const int32_t own_pid_;
 
   absl::Mutex mu_;
