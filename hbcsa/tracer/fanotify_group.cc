@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "snapshotter/errno_status.h"
@@ -88,10 +89,14 @@ absl::Status FanotifyGroup::IgnoreMount(const std::string& path, uint64_t mask) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> FanotifyGroup::Wait(absl::Duration timeout, int wake_fd) const {
-  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+absl::StatusOr<bool> FanotifyGroup::Wait(absl::Duration timeout, std::initializer_list<int> other_fds) const {
+  pollfd fds[4] = {{fd_.get(), POLLIN, 0}, {}, {}, {}};
+  nfds_t count = 1;
+  for (int fd : other_fds) {
+    if (fd >= 0 && count < std::size(fds)) fds[count++] = pollfd{fd, POLLIN, 0};
+  }
   const int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
-  const int n = ::poll(fds, wake_fd >= 0 ? 2 : 1, ms < 0 ? 0 : ms);
+  const int n = ::poll(fds, count, ms < 0 ? 0 : ms);
   if (n < 0) {
     if (errno == EINTR) return false;
     return LastErrnoStatus("poll(fanotify)");

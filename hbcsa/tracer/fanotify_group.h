@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -69,8 +70,8 @@ class FanotifyGroup {
   absl::Status IgnoreMount(const std::string& path, uint64_t mask);
 
   // Waits until events are ready or `timeout` passes (also returns when
-  // `wake_fd` >= 0 becomes readable). True when the group has events.
-  absl::StatusOr<bool> Wait(absl::Duration timeout, int wake_fd = -1) const;
+  // one of `other_fds` (>= 0) becomes readable). True when the group has events.
+  absl::StatusOr<bool> Wait(absl::Duration timeout, std::initializer_list<int> other_fds = {}) const;
 
   // Reads what is queued (non-blocking) and appends the events to `out`.
   // Returns how many were read; 0 when nothing is queued.

@@ -70,25 +70,65 @@ std::optional<std::string> CgroupPathFromProcText(const std::string& text) {
 
 // ---- ProcLookup
 
+namespace {
+// Long enough for a process's burst of opens, short against pid reuse.
+constexpr absl::Duration kRemember = absl::Milliseconds(500);
+// How long a gone process's answer and a fork are kept: its open events may
+// still be queued behind a burst.
+constexpr absl::Duration kKeepGone = absl::Seconds(30);
+constexpr size_t kPruneAbove = 16384;
+constexpr int kMaxAncestors = 16;
+}  // namespace
+
+std::string ProcLookup::ReadProcCgroup(int32_t pid) {
+  return ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup");
+}
+
 std::optional<std::string> ProcLookup::ContainerOfPid(int32_t pid) {
-  const absl::Time now = absl::Now();
-  // Long enough for a process's burst of opens, short against pid reuse.
-  constexpr absl::Duration kRemember = absl::Milliseconds(500);
-  if (auto it = pids_.find(pid); it != pids_.end()) {
-    if (now - it->second.at < kRemember) return it->second.container;
-    pids_.erase(it);
+  return Resolve(pid, absl::Now(), 0);
+}
+
+std::optional<std::string> ProcLookup::Resolve(int32_t pid, absl::Time now, int depth) {
+  auto known = pids_.find(pid);
+  if (known != pids_.end() && now - known->second.at < kRemember) return known->second.container;
+  const std::string text = read_cgroup_(pid);
+  if (!text.empty()) {  // alive (pid reuse within kRemember is not guarded against)
+    std::optional<std::string> path = CgroupPathFromProcText(text);
+    std::optional<std::string> container;
+    if (path) container = ContainerIdFromCgroupPath(*path);
+    Remember(pid, container, now);
+    return container;
   }
-  const std::string text = ReadSmallFile("/proc/" + std::to_string(pid) + "/cgroup");
-  std::optional<std::string> path = CgroupPathFromProcText(text);
-  if (!path) return std::nullopt;  // gone: not remembered
-  if (pids_.size() > 4096) {
+  // Gone. What it was when last seen, else what its parent was: a child
+  // starts in its parent's cgroup.
+  if (known != pids_.end() && now - known->second.at < kKeepGone) return known->second.container;
+  auto forked = parents_.find(pid);
+  if (forked == parents_.end() || depth >= kMaxAncestors) return std::nullopt;
+  std::optional<std::string> container = Resolve(forked->second.parent, now, depth + 1);
+  if (container) {
+    ++by_parent_;
+    Remember(pid, container, now);
+  }
+  return container;
+}
+
+void ProcLookup::Remember(int32_t pid, std::optional<std::string> container, absl::Time now) {
+  if (pids_.size() > kPruneAbove) {
     for (auto it = pids_.begin(); it != pids_.end();) {
-      it = now - it->second.at >= kRemember ? pids_.erase(it) : std::next(it);
+      it = now - it->second.at >= kKeepGone ? pids_.erase(it) : std::next(it);
     }
   }
-  std::string container = ContainerIdFromCgroupPath(*path);
-  pids_[pid] = Known{container, now};
-  return container;
+  pids_[pid] = Known{std::move(container), now};
+}
+
+void ProcLookup::OnFork(const Fork& fork, absl::Time now) {
+  if (parents_.size() > kPruneAbove) {
+    for (auto it = parents_.begin(); it != parents_.end();) {
+      it = now - it->second.at >= kKeepGone ? parents_.erase(it) : std::next(it);
+    }
+  }
+  parents_[fork.child] = Forked{fork.parent, now};
+  pids_.erase(fork.child);  // a reused pid: what was known is another process's
 }
 
 // ---- SizeInDir
@@ -109,9 +149,11 @@ std::optional<int64_t> SizeInDir(const std::string& dir, const std::string& rel)
 
 // ---- Tracer
 
-Tracer::Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-               std::vector<std::string> given_roots, std::vector<std::string> tier_roots, DirResolver dirs)
+Tracer::Tracer(FanotifyGroup group, std::optional<ProcessEvents> forks, const TracerOptions& options,
+               TraceSink* sink, std::vector<std::string> given_roots, std::vector<std::string> tier_roots,
+               DirResolver dirs)
     : group_(std::move(group)),
+      forks_(std::move(forks)),
       options_(options),
       sink_(sink),
       tier_roots_(std::move(tier_roots)),
@@ -148,15 +190,24 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(const std::vector<std::str
                    Q(root), Q(s.message()));
     }
   }
+  std::optional<ProcessEvents> forks;
+  if (absl::StatusOr<ProcessEvents> f = ProcessEvents::Open(); f.ok()) {
+    forks.emplace(*std::move(f));
+  } else {
+    spdlog::warn("msg=\"tracer: process events unavailable; opens by a process gone before its cgroup "
+                 "is read are tied by the layer alone (two images sharing it: traces incomplete)\" error={}",
+                 Q(f.status().message()));
+  }
   const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return LastErrnoStatus("eventfd");
-  std::unique_ptr<Tracer> t(
-      new Tracer(*std::move(group), options, sink, tier_roots, std::move(roots), std::move(dirs)));
+  const bool following_forks = forks.has_value();
+  std::unique_ptr<Tracer> t(new Tracer(*std::move(group), std::move(forks), options, sink, tier_roots,
+                                       std::move(roots), std::move(dirs)));
   t->wake_.Reset(efd);
   t->loop_ = std::thread([p = t.get()] { p->Loop(); });
   t->finisher_ = std::thread([p = t.get()] { p->FinishLoop(); });
-  spdlog::info("msg=\"tracer started\" tiers={} filesystems={} unlimited_queue={}", tier_roots.size(),
-               marked.size(), options.unlimited_queue);
+  spdlog::info("msg=\"tracer started\" tiers={} filesystems={} unlimited_queue={} process_events={}",
+               tier_roots.size(), marked.size(), options.unlimited_queue, following_forks);
   return t;
 }
 
@@ -212,6 +263,8 @@ TracerStats Tracer::stats() {
   s.read = group_.stats();
   s.assembler = assembler_.stats();
   s.dirs = dirs_.stats();
+  s.by_parent = lookup_.by_parent();
+  s.process_events = forks_.has_value();
   return s;
 }
 
@@ -226,7 +279,7 @@ void Tracer::Hand(std::vector<Trace> traces) {
 void Tracer::Loop() {
   std::vector<FanEvent> events;
   while (!stop_) {
-    absl::StatusOr<bool> ready = group_.Wait(options_.tick, wake_.get());
+    absl::StatusOr<bool> ready = group_.Wait(options_.tick, {wake_.get(), forks_ ? forks_->fd() : -1});
     if (!ready.ok()) {
       spdlog::warn("msg=\"tracer wait failed\" error={}", Q(ready.status().message()));
       absl::SleepFor(options_.tick);
@@ -241,6 +294,7 @@ void Tracer::Loop() {
         break;
       }
       const absl::Time now = absl::Now();
+      DrainForks(now);  // after the read: every opener in it has forked by now
       for (FanEvent& e : events) Feed(e, now);
       if (*n == 0) break;
     }
@@ -250,6 +304,19 @@ void Tracer::Loop() {
     stats_.loop_cpu += cpu;
     assembler_.ChargeCpu(cpu);
   }
+}
+
+void Tracer::DrainForks(absl::Time now) {
+  if (!forks_) return;
+  fork_batch_.clear();
+  if (absl::StatusOr<size_t> n = forks_->Drain(&fork_batch_); !n.ok()) {
+    spdlog::warn("msg=\"tracer: reading process events failed\" error={}", Q(n.status().message()));
+  }
+  stats_.forks = forks_->stats();
+  // A container's processes are forked after its Prepare: nothing to follow
+  // while no trace is open.
+  if (assembler_.open_traces() == 0) return;
+  for (const Fork& f : fork_batch_) lookup_.OnFork(f, now);
 }
 
 void Tracer::Feed(FanEvent& e, absl::Time now) {

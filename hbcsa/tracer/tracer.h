@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,6 +33,7 @@
 #include "absl/time/time.h"
 #include "hbcsa/tracer/fanotify_group.h"
 #include "hbcsa/tracer/layer_path.h"
+#include "hbcsa/tracer/process_events.h"
 #include "hbcsa/tracer/trace_assembler.h"
 #include "snapshotter/unique_fd.h"
 
@@ -60,6 +62,9 @@ struct TracerStats {
   uint64_t own = 0;        // opens by this daemon (the mover's copies)
   uint64_t not_layer = 0;  // a tier file outside every snapshot's fs dir
   uint64_t traces = 0;
+  bool process_events = false;  // forks are followed (a gone opener is named by its parent)
+  ProcessEventStats forks;
+  uint64_t by_parent = 0;  // openers gone before their cgroup was read, named by a parent
   absl::Duration loop_cpu;      // event thread, all events (host noise included)
   absl::Duration finisher_cpu;  // file sizes
 };
@@ -72,17 +77,38 @@ std::string ContainerIdFromCgroupPath(const std::string& cgroup_path);
 std::optional<std::string> CgroupPathFromProcText(const std::string& text);
 
 // The real look-up: /proc/<pid>/cgroup, remembered briefly per pid (a
-// process opens many files in a burst).
+// process opens many files in a burst). A process already gone is named by
+// its parent's cgroup when its fork was seen (ProcessEvents), walking up
+// through parents gone too.
 class ProcLookup : public TraceLookup {
  public:
+  // A process's /proc/<pid>/cgroup text, "" when it is gone. A seam for tests.
+  using CgroupReader = std::function<std::string(int32_t pid)>;
+  static std::string ReadProcCgroup(int32_t pid);
+
+  explicit ProcLookup(CgroupReader reader = ReadProcCgroup) : read_cgroup_(std::move(reader)) {}
+
   std::optional<std::string> ContainerOfPid(int32_t pid) override;
+  void OnFork(const Fork& fork, absl::Time now);
+
+  uint64_t by_parent() const { return by_parent_; }
 
  private:
   struct Known {
-    std::string container;
+    std::optional<std::string> container;  // nullopt: the host
     absl::Time at;
   };
+  std::optional<std::string> Resolve(int32_t pid, absl::Time now, int depth);
+  void Remember(int32_t pid, std::optional<std::string> container, absl::Time now);
+
+  CgroupReader read_cgroup_;
   std::unordered_map<int32_t, Known> pids_;
+  struct Forked {
+    int32_t parent;
+    absl::Time at;
+  };
+  std::unordered_map<int32_t, Forked> parents_;
+  uint64_t by_parent_ = 0;
 };
 
 class Tracer {
@@ -102,16 +128,21 @@ class Tracer {
   TracerStats stats();
 
  private:
-  Tracer(FanotifyGroup group, const TracerOptions& options, TraceSink* sink,
-         std::vector<std::string> given_roots, std::vector<std::string> tier_roots, DirResolver dirs);
+  Tracer(FanotifyGroup group, std::optional<ProcessEvents> forks, const TracerOptions& options,
+         TraceSink* sink, std::vector<std::string> given_roots, std::vector<std::string> tier_roots,
+         DirResolver dirs);
   // `dir` with its tier root made canonical (events name canonical paths).
   std::string Canonical(const std::string& dir) const;
   void Feed(FanEvent& event, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forks queued so far: before a batch of opens is fed, its openers' forks.
+  void DrainForks(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void FinishLoop();
   void Hand(std::vector<Trace> traces);
 
   FanotifyGroup group_;
+  std::optional<ProcessEvents> forks_;  // only the event thread touches it
+  std::vector<Fork> fork_batch_;
   TracerOptions options_;
   TraceSink* sink_;
   UniqueFd wake_;  // eventfd

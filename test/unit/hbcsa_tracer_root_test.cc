@@ -261,3 +261,78 @@ TEST_CASE("Tracer on a real overlay: filesystem mark on the tier placed before t
 
 }  // namespace
 }  // namespace ndocker::hbcsa
+
+namespace ndocker::hbcsa {
+namespace {
+
+// The race the fork events close: a container's shell runs a `cat` that
+// opens, exits and is reaped before the tracer reads its cgroup. Here the
+// grandchild is gone for sure when it is looked up; its parent, alive in the
+// container's cgroup, names it.
+TEST_CASE("ProcLookup with process events: a reaped child is named by its parent's cgroup",
+          "[hbcsa][tracer][root]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: process events and cgroups need root");
+    return;
+  }
+  absl::StatusOr<ProcessEvents> events = ProcessEvents::Open();
+  if (!events.ok()) {
+    WARN("skipped: no process events here: " << events.status().message());
+    return;
+  }
+  const std::string container = absl::StrCat("ndfork-", ::getpid());
+  const std::string cgroup = "/sys/fs/cgroup/pids/" + container;
+  if (::mkdir(cgroup.c_str(), 0755) != 0) {
+    WARN("skipped: cannot make a pids cgroup for the child");
+    return;
+  }
+  int report[2], release[2];
+  REQUIRE(::pipe(report) == 0);
+  REQUIRE(::pipe(release) == 0);
+  const pid_t shell = ::fork();
+  REQUIRE(shell >= 0);
+  if (shell == 0) {
+    ::close(report[0]);
+    ::close(release[1]);  // else its own copy keeps the release read from ending
+    {
+      std::ofstream procs(cgroup + "/cgroup.procs");
+      procs << ::getpid() << std::flush;
+      if (!procs) ::_exit(120);
+    }
+    const pid_t cat = ::fork();
+    if (cat == 0) ::_exit(0);
+    if (cat < 0 || ::waitpid(cat, nullptr, 0) != cat) ::_exit(121);
+    if (::write(report[1], &cat, sizeof cat) != sizeof cat) ::_exit(122);
+    char c;
+    (void)::read(release[0], &c, 1);  // alive until the lookups are done
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  ::close(release[0]);
+  pid_t cat = -1;
+  REQUIRE(::read(report[0], &cat, sizeof cat) == sizeof cat);
+  CHECK_FALSE(fs::exists(absl::StrCat("/proc/", cat)));  // reaped
+
+  std::vector<Fork> forks;
+  REQUIRE(events->Drain(&forks).ok());
+  bool seen = false;
+  ProcLookup lookup;
+  CHECK(lookup.ContainerOfPid(cat) == std::nullopt);  // before the forks are known: nobody
+  for (const Fork& f : forks) {
+    lookup.OnFork(f, absl::Now());
+    if (f.parent == shell && f.child == cat) seen = true;
+  }
+  CHECK(seen);
+  CHECK(lookup.ContainerOfPid(cat) == container);
+  CHECK(lookup.by_parent() == 1);
+
+  ::close(release[1]);
+  int status = 0;
+  REQUIRE(::waitpid(shell, &status, 0) == shell);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  ::close(report[0]);
+  ::rmdir(cgroup.c_str());
+}
+
+}  // namespace
+}  // namespace ndocker::hbcsa

@@ -315,5 +315,46 @@ TEST_CASE("Tracer: container id from /proc/<pid>/cgroup", "[hbcsa][tracer]") {
         "0123ab");
 }
 
+TEST_CASE("ProcLookup: a process gone before its cgroup is read is named by its parent's",
+          "[hbcsa][tracer]") {
+  std::map<int32_t, std::string> alive = {{10, "0::/default/c1\n"}, {20, "0::/\n"}};
+  ProcLookup lookup([&](int32_t pid) {
+    auto it = alive.find(pid);
+    return it == alive.end() ? std::string() : it->second;
+  });
+  const absl::Time t0 = absl::Now();
+  CHECK(lookup.ContainerOfPid(10) == "c1");
+  CHECK(lookup.ContainerOfPid(20) == std::nullopt);  // the host
+  CHECK(lookup.ContainerOfPid(99) == std::nullopt);  // gone, fork never seen
+
+  // c1's shell (10) forks a cat (11), which forks (12); both gone at once.
+  lookup.OnFork(Fork{10, 11}, t0);
+  lookup.OnFork(Fork{11, 12}, t0);
+  CHECK(lookup.ContainerOfPid(12) == "c1");
+  CHECK(lookup.ContainerOfPid(11) == "c1");
+  CHECK(lookup.by_parent() == 2);
+
+  // A host process's short-lived child stays the host's.
+  lookup.OnFork(Fork{20, 21}, t0);
+  CHECK(lookup.ContainerOfPid(21) == std::nullopt);
+
+  // The parent gone too: what it was when last seen alive.
+  alive.erase(10);
+  lookup.OnFork(Fork{10, 13}, t0);
+  CHECK(lookup.ContainerOfPid(13) == "c1");
+
+  // A reused pid is the new process: its old answer is forgotten at the fork.
+  alive[30] = "0::/default/c2\n";
+  CHECK(lookup.ContainerOfPid(30) == "c2");
+  alive.erase(30);
+  lookup.OnFork(Fork{20, 30}, t0);
+  CHECK(lookup.ContainerOfPid(30) == std::nullopt);
+
+  // A cycle in a corrupt history ends.
+  lookup.OnFork(Fork{41, 40}, t0);
+  lookup.OnFork(Fork{40, 41}, t0);
+  CHECK(lookup.ContainerOfPid(40) == std::nullopt);
+}
+
 }  // namespace
 }  // namespace ndocker::hbcsa
