@@ -5,7 +5,9 @@
 #     downloaded before unpack, so LASS keeps it on the fast tier while the
 #     budget lasts) and runs it; the tracer records the files that start
 #     read (HBCSA): the image's hot-file profile, each layer's static class
-#     and hot files (`ndockerctl profile show`, `ndockerctl plan`);
+#     and hot files (`ndockerctl profile show`, `ndockerctl plan`), and the
+#     hot layer built from it (`ndockerctl promote`: hot files with data,
+#     the rest metacopy stubs);
 #  2. pulls an image of random layers through CRI (PullImage: streamed unpack,
 #     3 downloads at a time) behind a 4 MiB/s link: LASS puts the layers below
 #     the last-downloading one on the slow tier and the rest on the fast tier;
@@ -83,6 +85,12 @@ profile_of_ref
 echo
 ndt_step "each layer's static class (with evidence) and the profile's files it serves (ndockerctl plan)"
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
+
+ndt_step "HBCSA: the image's hot layer built from that profile (ndockerctl promote; new mounts do not use it yet)"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" promote --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
+echo "its hot files carry their data, every other file is a metacopy stub pointing into the layers:"
+hot_dir=$(ndocker_tier_dir fast)/hot/$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls --json | jq -r '.versions[] | select(.state == "ready") | .id' | head -1)
+find "$hot_dir" -type f -printf '%P\t%s bytes\t%b blocks\n' | sort | head -20
 
 ndt_step "where each layer of the ctr pull went (all downloaded before unpack: fast while the $budget budget lasts)"
 where_layers_went "$ref"

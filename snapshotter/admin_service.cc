@@ -166,4 +166,29 @@ grpc::Status AdminService::RemoveProfile(grpc::ServerContext*, const ndocker::ad
   return ToGrpcStatus(profiles_->Remove(req->image()));
 }
 
+namespace {
+grpc::Status NoHotLayers() {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "cold-start tracing is off ([hbcsa] enabled = false): no hot layers");
+}
+}  // namespace
+
+grpc::Status AdminService::Promote(grpc::ServerContext*, const ndocker::admin::v1::PromoteRequest* req,
+                                   ndocker::admin::v1::HotLayerResponse* resp) {
+  if (!hot_) return NoHotLayers();
+  auto j = hot_->PromoteJson(req->image());
+  if (!j.ok()) return ToGrpcStatus(j.status());
+  resp->set_hot_json(*std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListHotLayers(grpc::ServerContext*, const ndocker::admin::v1::ListHotLayersRequest*,
+                                         ndocker::admin::v1::ListHotLayersResponse* resp) {
+  if (!hot_) return NoHotLayers();
+  auto all = hot_->ListJson();
+  if (!all.ok()) return ToGrpcStatus(all.status());
+  for (std::string& j : *all) resp->add_hot_json(std::move(j));
+  return grpc::Status::OK;
+}
+
 }  // namespace ndocker

@@ -22,6 +22,15 @@ class ProfileBook {
   virtual absl::Status Remove(const std::string& image) = 0;
 };
 
+// Hot layers as JSON records (HBCSA), behind an interface for the same reason.
+class HotLayerBook {
+ public:
+  virtual ~HotLayerBook() = default;
+  virtual absl::StatusOr<std::vector<std::string>> ListJson() = 0;
+  // Builds the image's hot layer from its current profile (blocking).
+  virtual absl::StatusOr<std::string> PromoteJson(const std::string& image) = 0;
+};
+
 class AdminService final : public ndocker::admin::v1::Admin::Service {
  public:
   // Answers GetPlan (LASS); kept as a function so the core does not depend on lass/.
@@ -29,8 +38,8 @@ class AdminService final : public ndocker::admin::v1::Admin::Service {
       std::function<absl::StatusOr<ndocker::admin::v1::GetPlanResponse>(const std::string& digest)>;
 
   AdminService(Snapshotter* core, std::string version, PlanLookup plans = nullptr,
-               ProfileBook* profiles = nullptr)
-      : core_(core), version_(std::move(version)), plans_(std::move(plans)), profiles_(profiles) {}
+               ProfileBook* profiles = nullptr, HotLayerBook* hot = nullptr)
+      : core_(core), version_(std::move(version)), plans_(std::move(plans)), profiles_(profiles), hot_(hot) {}
 
   grpc::Status Status(grpc::ServerContext*, const ndocker::admin::v1::StatusRequest*,
                       ndocker::admin::v1::StatusResponse*) override;
@@ -49,12 +58,17 @@ class AdminService final : public ndocker::admin::v1::Admin::Service {
                              ndocker::admin::v1::ProfileResponse*) override;
   grpc::Status RemoveProfile(grpc::ServerContext*, const ndocker::admin::v1::GetProfileRequest*,
                              ndocker::admin::v1::RemoveProfileResponse*) override;
+  grpc::Status Promote(grpc::ServerContext*, const ndocker::admin::v1::PromoteRequest*,
+                       ndocker::admin::v1::HotLayerResponse*) override;
+  grpc::Status ListHotLayers(grpc::ServerContext*, const ndocker::admin::v1::ListHotLayersRequest*,
+                             ndocker::admin::v1::ListHotLayersResponse*) override;
 
  private:
   Snapshotter* core_;
   std::string version_;
   PlanLookup plans_;
   ProfileBook* profiles_;
+  HotLayerBook* hot_;
 };
 
 }  // namespace ndocker

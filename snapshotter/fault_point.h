@@ -24,6 +24,10 @@ inline constexpr char kReapAfterTxn[] = "reap.after-txn";
 inline constexpr char kReapMidDelete[] = "reap.mid-delete";
 inline constexpr char kCleanupAfterList[] = "cleanup.after-list";
 inline constexpr char kCleanupMidDelete[] = "cleanup.mid-delete";
+// HBCSA hot layer builds (hbcsa/promoter/promoter.cc).
+inline constexpr char kPromoteAfterBegin[] = "promote.after-begin";
+inline constexpr char kPromoteAfterBuild[] = "promote.after-build";
+inline constexpr char kPromoteAfterFinish[] = "promote.after-finish";
 }  // namespace fault
 
 // Dies by SIGKILL when `name` is the configured fault point (logged first).

@@ -6,6 +6,8 @@
 //   <tier>/snapshots/<id>/{fs,work}  snapshot data, generation 0 (work only for actives)
 //   <tier>/snapshots/<id>-<gen>/     generation gen > 0 (a copy made by the mover)
 //   <tier>/staging/<id>-<gen>-XXXXXX copies being built (migration); never live
+//   <fast>/hot/<id>                  HBCSA hot layers (hbcsa/promoter/hot_layer_store.h
+//                                    owns them; the core never looks inside)
 #pragma once
 
 #include <cstdint>

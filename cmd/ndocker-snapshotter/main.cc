@@ -18,6 +18,10 @@
 #include "hbcsa/plan_annotations.h"
 #include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
+#include "hbcsa/promoter/hot_layer_book.h"
+#include "hbcsa/promoter/hot_layer_store.h"
+#include "hbcsa/promoter/image_chain.h"
+#include "hbcsa/promoter/promoter.h"
 #include "hbcsa/recorder/cold_start_recorder.h"
 #include "hbcsa/static_advisor.h"
 #include "hbcsa/tracer/tracer.h"
@@ -267,6 +271,31 @@ int Run(int argc, char** argv) {
       return sessions ? sessions->ManifestForIndex(d).value_or("") : std::string();
     });
   }
+  // Hot layers (HBCSA part 2): records kept in the metadata store, built on
+  // demand. A crash's half-built version is gone before anything can use it.
+  std::unique_ptr<hbcsa::HotLayerStore> hot_layers;
+  std::unique_ptr<hbcsa::Promoter> promoter;
+  std::unique_ptr<hbcsa::StoreHotLayerBook> hot_book;
+  if (profile_book) {
+    hot_layers = std::make_unique<hbcsa::HotLayerStore>(
+        (*core)->store(), (*core)->layout().TierRoot(Tier::kFast) + "/hot");
+    absl::StatusOr<hbcsa::HotRecovery> recovered = hot_layers->Recover();
+    if (recovered.ok() &&
+        (!recovered->building_dropped.empty() || !recovered->orphans_removed.empty())) {
+      spdlog::warn("msg=\"hot layers: an interrupted build was removed\" versions={} leftovers={}",
+                   recovered->building_dropped.size(), recovered->orphans_removed.size());
+    }
+    Snapshotter* core_ptr = core->get();
+    promoter = std::make_unique<hbcsa::Promoter>(
+        *hot_layers, [core_ptr](const std::string& top) { return hbcsa::ReadImageChain(*core_ptr, top); });
+    if (recovered.ok()) {
+      hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book);
+    } else {
+      // An optimisation: never a reason not to serve the snapshots.
+      spdlog::error("msg=\"hot layers off: their records could not be recovered\" error={}",
+                    Q(recovered.status().message()));
+    }
+  }
   AdminService admin(
       core->get(), kVersion,
       [advisor, static_advisor, profile_store](const std::string& digest) {
@@ -279,7 +308,7 @@ int Run(int argc, char** argv) {
         hbcsa::AnnotatePlan(static_advisor.get(), profile ? &*profile : nullptr, &*plan);
         return plan;
       },
-      profile_book.get());
+      profile_book.get(), hot_book.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
   builder.RegisterService(&snapshots);

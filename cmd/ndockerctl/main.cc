@@ -329,6 +329,59 @@ int ProfileRemove(admin::Admin::Stub& stub, const std::string& address, const st
   return 0;
 }
 
+// One line per hot layer version: what a new mount of the image gets is the
+// newest "ready" one.
+void PrintHotVersions(const json& r) {
+  for (const json& v : r.value("versions", json::array())) {
+    std::cout << absl::StrFormat("%-19s %-6d %-8s %-7d %-10s %-8d %-6d %-10s %s\n",
+                                 ndocker::lass::ShortDigest(r.value("image", "")), v.value("id", 0),
+                                 v.value("state", ""), v.value("profile_version", 0),
+                                 HumanBytes(v.value("bytes", int64_t{0})), v.value("entries", int64_t{0}),
+                                 v.value("hot_files", int64_t{0}), HumanBytes(v.value("hot_bytes", int64_t{0})),
+                                 TimeOrDash(v.value("finished_ns", int64_t{0})));
+  }
+}
+
+void PrintHotHeader() {
+  std::cout << absl::StrFormat("%-19s %-6s %-8s %-7s %-10s %-8s %-6s %-10s %s\n", "IMAGE", "ID", "STATE", "PROFILE",
+                               "BYTES", "ENTRIES", "HOT", "HOT BYTES", "READY SINCE");
+}
+
+int HotList(admin::Admin::Stub& stub, const std::string& address, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::ListHotLayersResponse resp;
+  grpc::Status st = stub.ListHotLayers(&ctx, admin::ListHotLayersRequest(), &resp);
+  if (!st.ok()) return Fail(st, address);
+  if (!as_json) PrintHotHeader();
+  for (const std::string& text : resp.hot_json()) {
+    json r = json::parse(text, nullptr, false);
+    if (r.is_discarded()) continue;
+    if (as_json) {
+      std::cout << r.dump() << "\n";
+    } else {
+      PrintHotVersions(r);
+    }
+  }
+  return 0;
+}
+
+int Promote(admin::Admin::Stub& stub, const std::string& address, const std::string& image, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::PromoteRequest req;
+  req.set_image(image);
+  admin::HotLayerResponse resp;
+  grpc::Status st = stub.Promote(&ctx, req, &resp);
+  if (!st.ok()) return Fail(st, address);
+  json r = json::parse(resp.hot_json(), nullptr, false);
+  if (as_json || r.is_discarded()) {
+    std::cout << (r.is_discarded() ? resp.hot_json() : r.dump()) << "\n";
+    return 0;
+  }
+  PrintHotHeader();
+  PrintHotVersions(r);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -378,6 +431,20 @@ int main(int argc, char** argv) {
     sub->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
     sub->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
   }
+  auto* promote = app.add_subcommand(
+      "promote", "build an image's hot layer from its cold-start profile (HBCSA; waits for the build)");
+  std::string promote_image;
+  bool promote_json = false;
+  promote->add_option("image", promote_image, "image name (via containerd), manifest/index digest or top chainID")
+      ->required();
+  promote->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
+  promote->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
+  promote->add_flag("--json", promote_json, "the image's hot layer record as JSON");
+  auto* hot = app.add_subcommand("hot", "hot layers built from cold-start profiles (HBCSA)");
+  hot->require_subcommand(1);
+  auto* hot_ls = hot->add_subcommand("ls", "every image's hot layer versions: state, bytes, hot files");
+  bool hot_json = false;
+  hot_ls->add_flag("--json", hot_json, "one JSON record per image and line");
   CLI11_PARSE(app, argc, argv);
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", address), grpc::InsecureChannelCredentials());
@@ -392,6 +459,12 @@ int main(int argc, char** argv) {
     if (profile->got_subcommand("show")) return ProfileShow(*stub, address, digest, profile_json);
     if (profile->got_subcommand("export")) return ProfileShow(*stub, address, digest, /*as_json=*/true);
     return ProfileRemove(*stub, address, digest);
+  }
+  if (app.got_subcommand("hot")) return HotList(*stub, address, hot_json);
+  if (app.got_subcommand("promote")) {
+    std::string digest;
+    if (int rc = ResolveDigest(promote_image, containerd_address, ns, &digest); rc != 0) return rc;
+    return Promote(*stub, address, digest, promote_json);
   }
   if (app.got_subcommand("plan")) {
     std::string digest;

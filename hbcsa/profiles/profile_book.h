@@ -20,9 +20,10 @@ class StoreProfileBook : public ProfileBook {
   absl::StatusOr<std::string> GetJson(const std::string& image) override;
   absl::StatusOr<std::string> ImportJson(const std::string& json) override;
   absl::Status Remove(const std::string& image) override;
+  // The profile an image name (digest, index digest, top chainID) names.
+  absl::StatusOr<Profile> Find(const std::string& image);
 
  private:
-  absl::StatusOr<Profile> Find(const std::string& image);
   ProfileStore& store_;
   std::function<std::string(const std::string&)> manifest_of_;
 };

@@ -36,6 +36,13 @@
 #     `ctr run --snapshotter-label` (containerd passes containerd.io/snapshot/*
 #     labels of the new snapshot on to the snapshotter's Prepare): no trace,
 #     no run in quick's profile; the next run without it is traced.
+#  6. profile export, rm, import: the same profile back.
+#  7. ndockerctl promote app: a hot layer (metadata layer) built from the
+#     profile under <fast>/hot/<id>: the profile's files with their data,
+#     the decoy as a metacopy stub of the right size; `hot ls` lists it; it
+#     survives a restart. With fault points built in, the daemon is killed
+#     (-9) after each build step; the restart leaves either no version and no
+#     directory, or (after the last step) the ready one.
 # Traces are awaited by polling the profile (bounded), never a fixed sleep.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
@@ -407,4 +414,63 @@ ndockerctlw profile rm --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF
 assert_eq "" "$(profile_json app)" "app's profile gone after rm"
 ndockerctlw profile import "$EXPORTED" >/dev/null || ndt_fail "profile import failed"
 assert_eq "$BEFORE" "$(profile_json app | jq -S .)" "the imported profile equals the exported one"
+
+ndt_step "7. promote app: its hot layer from the profile"
+HOT_ROOT=$(ndocker_tier_dir fast)/hot
+promote_app() {
+  ndockerctlw promote --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" --json
+}
+hot_ls_json() { ndockerctlw hot ls --json; }
+if [[ "${NDT_FAULT_POINTS:-0}" =~ ^(1|ON|TRUE|true)$ ]]; then
+  for point in promote.after-begin promote.after-build promote.after-finish; do
+    export NDOCKER_FAULT_POINT=$point
+    ndocker_restart
+    unset NDOCKER_FAULT_POINT
+    if promote_app >/dev/null 2>&1; then ndt_fail "promote returned although the daemon was to die at $point"; fi
+    wait "$NDOCKER_PID" 2>/dev/null || true
+    assert_grep "fault point reached\" point=$point" "$NDOCKER_LOG" "the daemon died at $point"
+    ndocker_restart
+    if [[ $point == promote.after-finish ]]; then
+      assert_eq "ready" "$(hot_ls_json | jq -r '.versions[].state')" "after kill -9 at $point: the finished version, ready"
+    else
+      assert_eq "" "$(hot_ls_json)" "after kill -9 at $point: no hot layer record"
+      ndt_dir_empty "$HOT_ROOT" || ndt_fail "after kill -9 at $point: left in $HOT_ROOT: $(ls -A "$HOT_ROOT")"
+      ndt_pass "kill -9 at $point: nothing of the build is left"
+    fi
+  done
+else
+  ndt_log "fault points not built in (-DNDOCKER_FAULT_POINTS=OFF): the kill -9 steps are skipped"
+fi
+H=$(promote_app) || ndt_fail "ndockerctl promote failed: $H"
+P=$(profile_json app)
+assert_eq "${DIGEST[app]}" "$(jq -r .image <<<"$H")" "hot layer's image"
+assert_eq 1 "$(jq '[.versions[] | select(.state == "ready")] | length' <<<"$H")" "one ready version"
+HV=$(jq -c '.versions[] | select(.state == "ready")' <<<"$H")
+assert_eq "$(jq -r .version <<<"$P")" "$(jq -r .profile_version <<<"$HV")" "built from the current profile version"
+assert_eq "$(jq '.files | length' <<<"$P")" "$(jq -r .hot_files <<<"$HV")" "every profile file carries its data"
+assert_eq 4 "$(jq '.layers | length' <<<"$HV")" "its stubs point into the image's 4 layers"
+META=$HOT_ROOT/$(jq -r .id <<<"$HV")
+[[ -d "$META" ]] || ndt_fail "no hot layer directory $META"
+while IFS=$'\t' read -r path size; do
+  [[ -f "$META$path" ]] || ndt_fail "hot layer: $path missing"
+  assert_eq "$size" "$(stat -c %s "$META$path")" "hot layer: size of $path"
+  if getfattr -n trusted.overlay.metacopy "$META$path" >/dev/null 2>&1; then
+    ndt_fail "hot layer: $path is a metacopy stub, not data"
+  fi
+done < <(jq -r '.files[] | [.path, .size] | @tsv' <<<"$P")
+assert_eq "$APP_OUT_ABC" "$(cat "$META/app/data/a" "$META/app/data/b" "$META/app/data/c")" "hot layer: app data a, b, c"
+for f in x y; do
+  getfattr -n trusted.overlay.metacopy "$META/app/decoy/$f" >/dev/null 2>&1 ||
+    ndt_fail "hot layer: /app/decoy/$f (never read) is not a metacopy stub"
+  assert_eq "$(printf 'decoy %s: never opened\n' "$f" | wc -c)" "$(stat -c %s "$META/app/decoy/$f")" "stub /app/decoy/$f: size"
+  assert_eq 0 "$(stat -c %b "$META/app/decoy/$f")" "stub /app/decoy/$f: no data blocks"
+done
+ndockerctlw hot ls | sed 's/^/    /' >&2
+assert_eq "$(jq -r .id <<<"$HV")" "$(promote_app | jq -r '.versions[] | select(.state == "ready") | .id')" \
+  "promote again, same profile version: the same hot layer"
+ndocker_restart
+assert_eq "$HV" "$(hot_ls_json | jq -c '.versions[] | select(.state == "ready")')" "the hot layer after a restart"
+ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-app-after /app/start.sh >"$NDT_WORKDIR/logs/t-app-after.out" 2>&1 ||
+  ndt_fail "app does not run after promotion: $(cat "$NDT_WORKDIR/logs/t-app-after.out")"
+ndt_pass "promoted: hot layer $(jq -r .id <<<"$HV"), $(jq -r .bytes <<<"$HV") bytes, $(jq -r .entries <<<"$HV") entries"
 ndt_pass "cold-start traces and profiles"

@@ -1,0 +1,25 @@
+// The admin API's view of hot layers (ndockerctl promote, ndockerctl hot ls).
+#pragma once
+
+#include "hbcsa/profiles/profile_book.h"
+#include "hbcsa/promoter/hot_layer_store.h"
+#include "hbcsa/promoter/promoter.h"
+#include "snapshotter/admin_service.h"
+
+namespace ndocker::hbcsa {
+
+class StoreHotLayerBook : public HotLayerBook {
+ public:
+  StoreHotLayerBook(HotLayerStore& store, Promoter& promoter, StoreProfileBook& profiles)
+      : store_(store), promoter_(promoter), profiles_(profiles) {}
+
+  absl::StatusOr<std::vector<std::string>> ListJson() override;
+  absl::StatusOr<std::string> PromoteJson(const std::string& image) override;
+
+ private:
+  HotLayerStore& store_;
+  Promoter& promoter_;
+  StoreProfileBook& profiles_;
+};
+
+}  // namespace ndocker::hbcsa

@@ -1,0 +1,141 @@
+// The promoter: a profile's files become the hot layer's data, the rest
+// metacopy stubs, under the store's protocol; a layer that moves during the
+// build throws the build away. Needs root (trusted.overlay.* xattrs).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "hbcsa/promoter/promoter.h"
+#include "hbcsa/promoter/xattrs.h"
+#include "test/unit/temp_dir.h"
+
+namespace ndocker::hbcsa {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kImage = "sha256:" + std::string(64, 'a');
+const std::string kTop = "sha256:" + std::string(64, '2');
+const std::string kBottom = "sha256:" + std::string(64, '1');
+
+void Write(const std::string& path, const std::string& data) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << data;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct Rig {
+  testing::TempDir root;
+  std::string l1 = root / "slow/snapshots/11/fs";
+  std::string l2 = root / "fast/snapshots/12/fs";
+  std::unique_ptr<MetaStore> meta;
+  std::unique_ptr<HotLayerStore> store;
+  uint64_t top_generation = 0;   // the mover's copy of the top layer
+  int reads = 0;
+  int move_after_read = -1;  // the chain read at which the top layer "moves"
+
+  Rig() {
+    Write(l1 + "/bin/app", "app binary");
+    Write(l1 + "/etc/conf", "bottom conf");
+    Write(l1 + "/usr/share/doc/big", std::string(10000, 'x'));
+    Write(l2 + "/etc/conf", "top conf");
+    Write(l2 + "/srv/data", "data");
+    fs::create_directories(root / "metadata");
+    auto m = MetaStore::Open(root / "metadata");
+    REQUIRE(m.ok());
+    meta = *std::move(m);
+    store = std::make_unique<HotLayerStore>(*meta, root / "fast/hot");
+  }
+
+  Promoter::ChainReader Reader() {
+    return [this](const std::string& top) -> absl::StatusOr<std::vector<ChainLayer>> {
+      if (top != kTop) return absl::NotFoundError("no such chain");
+      if (reads++ == move_after_read) ++top_generation;
+      return std::vector<ChainLayer>{{{kTop, 12, top_generation, Tier::kFast}, l2},
+                                     {{kBottom, 11, 0, Tier::kSlow}, l1}};
+    };
+  }
+};
+
+Profile MakeProfile(uint64_t version, std::vector<std::string> paths) {
+  Profile p;
+  p.image = kImage;
+  p.top_chain = kTop;
+  p.version = version;
+  for (const std::string& path : paths) p.files.push_back(HotFile{path, kBottom, 1, 1});
+  return p;
+}
+
+TEST_CASE("Promoter: the profile's files carry data, the rest are stubs, one version per profile version",
+          "[hbcsa][hot][root]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: metacopy stubs carry trusted.overlay.* xattrs, which need root");
+    return;
+  }
+  Rig rig;
+  Promoter promoter(*rig.store, rig.Reader(), BuildOptions{.sync = false});
+  absl::StatusOr<HotLayerRecord> r = promoter.Promote(MakeProfile(1, {"/bin/app", "/etc/conf"}));
+  REQUIRE(r.ok());
+  const HotLayerVersion* v = r->Current();
+  REQUIRE(v != nullptr);
+  CHECK(v->profile_version == 1);
+  CHECK(v->hot_files == 2);
+  CHECK(v->bytes > 0);
+  CHECK(v->layers.size() == 2);
+  const std::string dir = rig.store->DirOf(v->id);
+  CHECK(Slurp(dir + "/bin/app") == "app binary");
+  CHECK(Slurp(dir + "/etc/conf") == "top conf");  // the merged view's file
+  CHECK_FALSE(GetXattr(dir + "/bin/app", "trusted.overlay.metacopy")->has_value());
+  CHECK(GetXattr(dir + "/usr/share/doc/big", "trusted.overlay.metacopy")->has_value());
+  CHECK(fs::file_size(dir + "/usr/share/doc/big") == 10000);
+
+  // The same profile version again: the same layer, nothing rebuilt.
+  absl::StatusOr<HotLayerRecord> again = promoter.Promote(MakeProfile(1, {"/bin/app", "/etc/conf"}));
+  REQUIRE(again.ok());
+  CHECK(again->Current()->id == v->id);
+  CHECK(again->versions.size() == 1);
+
+  // A new profile version: a new layer; the old one retired, still there.
+  absl::StatusOr<HotLayerRecord> v2 = promoter.Promote(MakeProfile(2, {"/bin/app", "/srv/data"}));
+  REQUIRE(v2.ok());
+  CHECK(v2->Current()->id != v->id);
+  CHECK(v2->versions.front().state == HotState::kRetired);
+  CHECK(fs::exists(dir));
+  CHECK(Slurp(rig.store->DirOf(v2->Current()->id) + "/srv/data") == "data");
+}
+
+TEST_CASE("Promoter: a layer moved during the build, or a chain not held, records nothing",
+          "[hbcsa][hot][root]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: metacopy stubs carry trusted.overlay.* xattrs, which need root");
+    return;
+  }
+  Rig rig;
+  Promoter promoter(*rig.store, rig.Reader(), BuildOptions{.sync = false});
+  rig.move_after_read = 1;  // the read after the build sees a new copy
+  absl::StatusOr<HotLayerRecord> r = promoter.Promote(MakeProfile(1, {"/bin/app"}));
+  CHECK(absl::IsAborted(r.status()));
+  CHECK_FALSE(rig.store->Get(kImage)->has_value());
+  CHECK(fs::is_empty(rig.root / "fast/hot"));
+  // Built again from the new copy: fine.
+  r = promoter.Promote(MakeProfile(1, {"/bin/app"}));
+  REQUIRE(r.ok());
+  CHECK(r->Current()->layers.front().generation == 1);
+
+  Profile other = MakeProfile(1, {"/bin/app"});
+  other.image = "sha256:" + std::string(64, 'c');
+  other.top_chain = "sha256:" + std::string(64, '9');
+  CHECK(absl::IsNotFound(promoter.Promote(other).status()));
+  CHECK_FALSE(rig.store->Get(other.image)->has_value());
+}
+
+}  // namespace
+}  // namespace ndocker::hbcsa
