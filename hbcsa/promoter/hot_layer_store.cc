@@ -24,6 +24,23 @@ absl::StatusOr<std::optional<HotLayerRecord>> Load(const MetaTxn& txn, const std
   return std::optional<HotLayerRecord>(*std::move(r));
 }
 
+absl::StatusOr<std::vector<HotLayerRecord>> LoadAll(const MetaTxn& txn) {
+  std::vector<HotLayerRecord> out;
+  absl::Status bad;
+  absl::Status each = txn.ForEachAux(kSpace, [&](absl::string_view, absl::string_view value) {
+    absl::StatusOr<HotLayerRecord> r = DecodeHotLayerRecord(std::string(value));
+    if (!r.ok()) {
+      bad = r.status();
+      return false;
+    }
+    out.push_back(*std::move(r));
+    return true;
+  });
+  if (!each.ok()) return each;
+  if (!bad.ok()) return bad;
+  return out;
+}
+
 absl::Status Save(MetaTxn& txn, const HotLayerRecord& r) {
   if (r.versions.empty()) {
     absl::Status s = txn.DeleteAux(kSpace, r.image);
@@ -175,20 +192,13 @@ absl::StatusOr<std::optional<HotLayerRecord>> HotLayerStore::Get(const std::stri
 
 absl::StatusOr<std::vector<HotLayerRecord>> HotLayerStore::List() const {
   std::vector<HotLayerRecord> out;
-  absl::Status bad;
   absl::Status s = meta_.View([&](const MetaTxn& txn) -> absl::Status {
-    return txn.ForEachAux(kSpace, [&](absl::string_view, absl::string_view value) {
-      absl::StatusOr<HotLayerRecord> r = DecodeHotLayerRecord(std::string(value));
-      if (!r.ok()) {
-        bad = r.status();
-        return false;
-      }
-      out.push_back(*std::move(r));
-      return true;
-    });
+    absl::StatusOr<std::vector<HotLayerRecord>> all = LoadAll(txn);
+    if (!all.ok()) return all.status();
+    out = *std::move(all);
+    return absl::OkStatus();
   });
   if (!s.ok()) return s;
-  if (!bad.ok()) return bad;
   return out;
 }
 
@@ -196,20 +206,9 @@ absl::StatusOr<HotRecovery> HotLayerStore::Recover() {
   HotRecovery report;
   std::set<uint64_t> kept;
   absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
-    std::vector<HotLayerRecord> records;
-    absl::Status bad;
-    absl::Status each = txn.ForEachAux(kSpace, [&](absl::string_view, absl::string_view value) {
-      absl::StatusOr<HotLayerRecord> r = DecodeHotLayerRecord(std::string(value));
-      if (!r.ok()) {
-        bad = r.status();
-        return false;
-      }
-      records.push_back(*std::move(r));
-      return true;
-    });
-    if (!each.ok()) return each;
-    if (!bad.ok()) return bad;
-    for (HotLayerRecord& r : records) {
+    absl::StatusOr<std::vector<HotLayerRecord>> records = LoadAll(txn);
+    if (!records.ok()) return records.status();
+    for (HotLayerRecord& r : *records) {
       const size_t before = r.versions.size();
       std::erase_if(r.versions, [&](const HotLayerVersion& v) {
         if (v.state != HotState::kBuilding) return false;
