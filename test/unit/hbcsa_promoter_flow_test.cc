@@ -59,8 +59,14 @@ struct Rig {
     return [this](const std::string& top) -> absl::StatusOr<std::vector<ChainLayer>> {
       if (top != kTop) return absl::NotFoundError("no such chain");
       if (reads++ == move_after_read) ++top_generation;
-      return std::vector<ChainLayer>{{{kTop, 12, top_generation, Tier::kFast}, l2},
-                                     {{kBottom, 11, 0, Tier::kSlow}, l1}};
+      // Built one by one: GCC 12 -O3 warns (maybe-uninitialized) on the
+      // nested initializer list's temporaries.
+      std::vector<ChainLayer> chain(2);
+      chain[0].source = HotLayerSource{kTop, 12, top_generation, Tier::kFast};
+      chain[0].fs_dir = l2;
+      chain[1].source = HotLayerSource{kBottom, 11, 0, Tier::kSlow};
+      chain[1].fs_dir = l1;
+      return chain;
     };
   }
 };
