@@ -32,6 +32,11 @@ class FastLedger {
     committed_ += bytes;
     return true;
   }
+  // Counts bytes already on the fast tier (found at start), fitting or not.
+  void Add(int64_t bytes) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    committed_ += bytes;
+  }
   void Release(int64_t bytes) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     committed_ -= bytes;

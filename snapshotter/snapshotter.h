@@ -111,6 +111,14 @@ class Snapshotter {
   absl::StatusOr<std::vector<TierStats>> Stats();
   absl::StatusOr<std::vector<SnapshotEntry>> Entries();
   StoreHealth Health();
+  // Fast-tier bytes that other components keep there (HBCSA's hot layers)
+  // count against the fast budget like committed snapshots: reserved before
+  // they are kept (false: they do not fit), released when they go, and
+  // added at start for what is already there.
+  bool ReserveFastBytes(int64_t bytes) { return ledger_.TryReserve(bytes); }
+  void ReleaseFastBytes(int64_t bytes) { ledger_.Release(bytes); }
+  void AddFastBytes(int64_t bytes) { ledger_.Add(bytes); }
+  int64_t FastBytesCounted() const { return ledger_.committed(); }
   // The metadata store, for components that keep their records in it.
   MetaStore& store() { return *meta_; }
   const Layout& layout() const { return layout_; }

@@ -286,8 +286,19 @@ int Run(int argc, char** argv) {
                    recovered->building_dropped.size(), recovered->orphans_removed.size());
     }
     Snapshotter* core_ptr = core->get();
+    if (recovered.ok()) core_ptr->AddFastBytes(recovered->kept_bytes);  // they count against the budget
+    hbcsa::Promoter::FastBudget hot_budget;
+    hot_budget.reserve = [core_ptr, limit = config.fast_budget_bytes](int64_t bytes) {
+      if (core_ptr->ReserveFastBytes(bytes)) return absl::OkStatus();
+      return absl::ResourceExhaustedError(absl::StrCat("the hot layer (", bytes,
+                                                       " bytes) does not fit the fast budget: ",
+                                                       core_ptr->FastBytesCounted(), " of ", limit,
+                                                       " bytes are counted"));
+    };
+    hot_budget.release = [core_ptr](int64_t bytes) { core_ptr->ReleaseFastBytes(bytes); };
     promoter = std::make_unique<hbcsa::Promoter>(
-        *hot_layers, [core_ptr](const std::string& top) { return hbcsa::ReadImageChain(*core_ptr, top); });
+        *hot_layers, [core_ptr](const std::string& top) { return hbcsa::ReadImageChain(*core_ptr, top); },
+        hbcsa::BuildOptions{}, std::move(hot_budget));
     if (recovered.ok()) {
       hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book);
     } else {

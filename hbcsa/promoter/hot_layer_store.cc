@@ -215,7 +215,10 @@ absl::StatusOr<HotRecovery> HotLayerStore::Recover() {
         report.building_dropped.push_back(v.id);
         return true;
       });
-      for (const HotLayerVersion& v : r.versions) kept.insert(v.id);
+      for (const HotLayerVersion& v : r.versions) {
+        kept.insert(v.id);
+        report.kept_bytes += v.bytes;
+      }
       if (r.versions.size() != before) {
         if (absl::Status saved = Save(txn, r); !saved.ok()) return saved;
       }

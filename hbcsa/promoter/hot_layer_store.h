@@ -29,6 +29,7 @@ namespace ndocker::hbcsa {
 struct HotRecovery {
   std::vector<uint64_t> building_dropped;    // versions a crash left in kBuilding
   std::vector<std::string> orphans_removed;  // names under the hot dir no version owns
+  int64_t kept_bytes = 0;                    // of the versions kept (ready and retired)
 };
 
 class HotLayerStore {

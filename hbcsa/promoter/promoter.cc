@@ -50,9 +50,15 @@ absl::StatusOr<HotLayerRecord> Promoter::Promote(const Profile& profile) {
     return abort(absl::AbortedError(absl::StrCat("a layer of image ", profile.image,
                                                  " moved while its hot layer was built; build again")));
   }
-  absl::StatusOr<HotLayerRecord> done =
-      hot_.Finish(profile.image, version->id, *report, report->bytes_on_disk, absl::Now());
-  if (!done.ok()) return abort(done.status());
+  const int64_t bytes = report->bytes_on_disk;
+  if (budget_.reserve) {
+    if (absl::Status room = budget_.reserve(bytes); !room.ok()) return abort(room);
+  }
+  absl::StatusOr<HotLayerRecord> done = hot_.Finish(profile.image, version->id, *report, bytes, absl::Now());
+  if (!done.ok()) {
+    if (budget_.release) budget_.release(bytes);
+    return abort(done.status());
+  }
   FaultPoint(fault::kPromoteAfterFinish);
   spdlog::info("msg=\"hot layer built\" image={} id={} profile_version={} layers={} entries={} hot_files={} "
                "hot_bytes={} hot_not_found={} bytes={} bytes_per_entry={:.0f} ms={}",

@@ -7,7 +7,10 @@
 // and the reaper later deletes the copy the build was reading. So the chain
 // is read again after the build: a layer whose copy changed means the build
 // may have missed files, and it is thrown away (Aborted; the caller tries
-// again). Nothing here mounts anything.
+// again). The layer's bytes are known only once it is built: they are
+// reserved against the fast budget then, before it becomes ready (the build
+// itself may pass the budget for its duration, never the filesystem: ENOSPC
+// fails it). Nothing here mounts anything.
 #pragma once
 
 #include <functional>
@@ -32,8 +35,16 @@ class Promoter {
   // when the snapshotter does not hold them all.
   using ChainReader = std::function<absl::StatusOr<std::vector<ChainLayer>>(const std::string& top_chain)>;
 
-  Promoter(HotLayerStore& hot, ChainReader chain, BuildOptions options = {})
-      : hot_(hot), chain_(std::move(chain)), options_(options) {}
+  // The fast budget: a hot layer's bytes are reserved when it is built
+  // (ResourceExhausted when they do not fit: the build is thrown away) and
+  // released when a version goes. Null: no budget.
+  struct FastBudget {
+    std::function<absl::Status(int64_t bytes)> reserve;
+    std::function<void(int64_t bytes)> release;
+  };
+
+  Promoter(HotLayerStore& hot, ChainReader chain, BuildOptions options = {}, FastBudget budget = {})
+      : hot_(hot), chain_(std::move(chain)), options_(options), budget_(std::move(budget)) {}
 
   // The image's hot layer from its profile: the ready version when it was
   // built from this profile version already, else a new version.
@@ -43,6 +54,7 @@ class Promoter {
   HotLayerStore& hot_;
   ChainReader chain_;
   BuildOptions options_;
+  FastBudget budget_;
 };
 
 }  // namespace ndocker::hbcsa

@@ -22,7 +22,8 @@ const std::string kOther = "sha256:" + std::string(64, 'c');
 const std::string kTop = "sha256:" + std::string(64, 'b');
 
 std::vector<HotLayerSource> Layers() {
-  return {{"sha256:" + std::string(64, '2'), 12, 1, Tier::kSlow}, {"sha256:" + std::string(64, '1'), 11, 0, Tier::kFast}};
+  return {{"sha256:" + std::string(64, '2'), 12, 1, Tier::kSlow},
+          {"sha256:" + std::string(64, '1'), 11, 0, Tier::kFast}};
 }
 
 // A "built" layer: what the rename of a complete build leaves.

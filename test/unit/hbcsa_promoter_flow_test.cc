@@ -143,5 +143,38 @@ TEST_CASE("Promoter: a layer moved during the build, or a chain not held, record
   CHECK_FALSE(rig.store->Get(other.image)->has_value());
 }
 
+TEST_CASE("Promoter: a hot layer counts against the fast budget, one that does not fit is thrown away",
+          "[hbcsa][hot][root]") {
+  if (!CanBuild()) return;
+  Rig rig;
+  int64_t counted = 0, limit = 0;
+  Promoter::FastBudget budget;
+  budget.reserve = [&](int64_t bytes) {
+    if (counted + bytes > limit) return absl::ResourceExhaustedError("over the fast budget");
+    counted += bytes;
+    return absl::OkStatus();
+  };
+  budget.release = [&](int64_t bytes) { counted -= bytes; };
+  Promoter promoter(*rig.store, rig.Reader(), BuildOptions{.sync = false}, budget);
+
+  limit = 1;  // nothing fits
+  absl::StatusOr<HotLayerRecord> r = promoter.Promote(MakeProfile(1, {"/bin/app"}));
+  CHECK(absl::IsResourceExhausted(r.status()));
+  CHECK(counted == 0);
+  CHECK_FALSE(rig.store->Get(kImage)->has_value());
+  CHECK(fs::is_empty(rig.root / "fast/hot"));
+
+  limit = int64_t{1} << 30;
+  r = promoter.Promote(MakeProfile(1, {"/bin/app"}));
+  REQUIRE(r.ok());
+  CHECK(counted == r->Current()->bytes);
+  CHECK(counted > 0);
+
+  // At a restart, what is kept is counted again.
+  absl::StatusOr<HotRecovery> rec = rig.store->Recover();
+  REQUIRE(rec.ok());
+  CHECK(rec->kept_bytes == counted);
+}
+
 }  // namespace
 }  // namespace ndocker::hbcsa
