@@ -196,13 +196,23 @@ void ContentWatcher::DropWatch(Role role) {
 void ContentWatcher::WatchAnchor() {
   // The deepest existing ancestor: its IN_CREATE is the first sign of the
   // store (or the directory on the way to it) appearing.
-  std::string path = Parent(options_.content_root);
-  while (path != "/" && !IsDir(path)) path = Parent(path);
-  if (wd_[kAnchor] >= 0 && path == anchor_path_) return;
-  DropWatch(kAnchor);
-  anchor_path_ = path;
-  if (!AddWatch(kAnchor, path, kParentMask)) {
-    spdlog::debug("msg=\"cannot watch content store ancestor\" path={}", Q(path));
+  auto deepest = [this] {
+    std::string path = Parent(options_.content_root);
+    while (path != "/" && !IsDir(path)) path = Parent(path);
+    return path;
+  };
+  // A directory created below the anchor between the look-up and the watch
+  // (containerd makes its root with mkdir -p at start) sends it no event:
+  // look again after watching, until the anchor is the deepest. Bounded by
+  // the path's depth.
+  for (std::string path = deepest();; path = deepest()) {
+    if (wd_[kAnchor] >= 0 && path == anchor_path_) return;
+    DropWatch(kAnchor);
+    anchor_path_ = path;
+    if (!AddWatch(kAnchor, path, kParentMask)) {
+      spdlog::debug("msg=\"cannot watch content store ancestor\" path={}", Q(path));
+      return;
+    }
   }
 }
 
