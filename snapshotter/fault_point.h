@@ -28,6 +28,8 @@ inline constexpr char kCleanupMidDelete[] = "cleanup.mid-delete";
 inline constexpr char kPromoteAfterBegin[] = "promote.after-begin";
 inline constexpr char kPromoteAfterBuild[] = "promote.after-build";
 inline constexpr char kPromoteAfterFinish[] = "promote.after-finish";
+// Dropping a retired hot layer (hbcsa/promoter/hot_stacks.cc).
+inline constexpr char kHotDropAfterUnmount[] = "hot-drop.after-unmount";
 }  // namespace fault
 
 // Dies by SIGKILL when `name` is the configured fault point (logged first).

@@ -67,6 +67,7 @@ std::string Encode(const SnapshotRecord& r) {
     rc->set_generation(c.generation);
     rc->set_watermark(c.watermark);
   }
+  pb.set_shared_lower(r.shared_lower);
   return pb.SerializeAsString();
 }
 
@@ -93,6 +94,7 @@ absl::StatusOr<SnapshotRecord> Decode(absl::string_view bytes) {
         rc.tier() == ndocker::store::v1::TIER_FAST ? Tier::kFast : Tier::kSlow, rc.generation(),
         rc.watermark()});
   }
+  r.shared_lower = pb.shared_lower();
   return r;
 }
 

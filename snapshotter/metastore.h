@@ -49,6 +49,7 @@ struct SnapshotRecord {
   std::string placement_reason;
   uint64_t generation = 0;  // which copy is current (layout.h names its dir)
   std::vector<RetiredCopy> retired;
+  uint64_t shared_lower = 0;  // see record.proto
 };
 
 // LMDB rejects longer keys; containerd keys are far shorter in practice.

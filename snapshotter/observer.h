@@ -24,6 +24,7 @@ struct RootfsPrepared {
   std::string upper_dir;           // exactly as in the mount's upperdir=
   std::vector<LowerLayer> lowers;  // top first
   Labels labels;
+  uint64_t shared_lower = 0;  // mounted over a shared stack (shared_lower.h), not `lowers`
 };
 
 class SnapshotObserver {

@@ -285,6 +285,18 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   // The directory is built outside the metadata's write lock (the slow tier
   // may be a disk), under an id no one else can ever get; Cleanup skips ids
   // being created. A crash before the record commits leaves garbage only.
+  // A shared stack for a container rootfs or a view on an image's top layer
+  // (asked before any lock: the provider may mount it).
+  std::optional<SharedLower> stack;
+  const bool rootfs_or_view =
+      kind == Kind::kView || (kind == Kind::kActive && request.unpack_chain_id.empty());
+  if (options_.shared_lowers && parent_rec && rootfs_or_view) {
+    stack = options_.shared_lowers->ForParent(parent_rec->id);
+  }
+  absl::Cleanup settle = [&] {
+    if (stack) options_.shared_lowers->Settled(stack->id);
+  };
+
   const uint64_t id = ids_.Allocate();
   {
     absl::MutexLock lock(&creating_mu_);
@@ -343,15 +355,21 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     rec.tier = choice.tier;
     rec.placement_rule = choice.rule;
     rec.placement_reason = choice.reason;
+    if (stack) rec.shared_lower = stack->id;
     NDOCKER_RETURN_IF_ERROR(txn.Put(key, rec));
-    auto m = MountsFor(txn, rec);
-    if (!m.ok()) return m.status();
-    mounts = *std::move(m);
+    if (stack) {
+      mounts = MountsOverStack(rec, stack->path);
+    } else {
+      auto m = MountsFor(txn, rec);
+      if (!m.ok()) return m.status();
+      mounts = *std::move(m);
+    }
     if (observe) {
       rootfs.key = key;
       rootfs.id = id;
       rootfs.upper_dir = fs;
       rootfs.labels = rec.labels;
+      rootfs.shared_lower = rec.shared_lower;
       for (std::string p = parent; !p.empty();) {
         auto pr = txn.Get(p);
         if (!pr.ok()) return pr.status();
@@ -365,9 +383,9 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   committed = true;
   if (observe) options_.observer->RootfsPrepared(rootfs);
   FaultPoint(fault::kPrepareAfterTxn);
-  spdlog::info("msg=\"{} snapshot\" key={} parent={} id={} tier={} rule={} reason={}",
+  spdlog::info("msg=\"{} snapshot\" key={} parent={} id={} tier={} rule={} reason={} shared_lower={}",
                kind == Kind::kActive ? "prepared" : "viewed", Q(key), Q(parent), id,
-               TierName(choice.tier), choice.rule, Q(choice.reason));
+               TierName(choice.tier), choice.rule, Q(choice.reason), stack ? stack->id : 0);
   return mounts;
 }
 
@@ -392,16 +410,39 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::MountsFor(const MetaTxn& txn,
   return BuildMounts(spec);
 }
 
+std::vector<Mount> Snapshotter::MountsOverStack(const SnapshotRecord& rec, const std::string& stack) const {
+  MountSpec spec;
+  spec.kind = rec.kind;
+  spec.fs = layout_.FsDir(rec.tier, rec.id, rec.generation);
+  spec.work = layout_.WorkDir(rec.tier, rec.id, rec.generation);
+  spec.index_off = index_off_;
+  spec.parent_fs = {stack};
+  spec.parent_links = {stack};
+  return BuildMounts(spec);
+}
+
 absl::StatusOr<std::vector<Mount>> Snapshotter::Mounts(const std::string& key) {
-  std::vector<Mount> mounts;
+  SnapshotRecord rec;
   NDOCKER_RETURN_IF_ERROR(meta_->View([&](const MetaTxn& txn) -> absl::Status {
-    auto rec = MustGet(txn, key);
-    if (!rec.ok()) return rec.status();
-    if (rec->kind == Kind::kCommitted) {
+    auto r = MustGet(txn, key);
+    if (!r.ok()) return r.status();
+    if (r->kind == Kind::kCommitted) {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot get mounts of committed snapshot ", key));
     }
-    auto m = MountsFor(txn, *rec);
+    rec = *std::move(r);
+    return absl::OkStatus();
+  }));
+  if (rec.shared_lower != 0 && options_.shared_lowers) {
+    absl::StatusOr<std::string> stack = options_.shared_lowers->Path(rec.shared_lower);
+    if (stack.ok()) return MountsOverStack(rec, *stack);
+    // The chain's merged view is the stack's: slower, never wrong.
+    spdlog::warn("msg=\"shared lower not available; mounting the parent chain\" key={} shared_lower={} error={}",
+                 Q(key), rec.shared_lower, Q(stack.status().message()));
+  }
+  std::vector<Mount> mounts;
+  NDOCKER_RETURN_IF_ERROR(meta_->View([&](const MetaTxn& txn) -> absl::Status {
+    auto m = MountsFor(txn, rec);
     if (!m.ok()) return m.status();
     mounts = *std::move(m);
     return absl::OkStatus();
@@ -424,6 +465,7 @@ SnapshotRecord Committed(const SnapshotRecord& active, const Labels& labels, con
   c.tier = choice.tier;
   c.placement_rule = choice.rule;
   c.placement_reason = choice.reason;
+  c.shared_lower = 0;  // a committed upper is an ordinary layer over its parent chain
   return c;
 }
 
@@ -570,6 +612,7 @@ absl::Status Snapshotter::Remove(const std::string& key) {
     ledger_.Release(removed.size);
   }
   if (options_.observer) options_.observer->Removed(key, removed.kind);
+  if (options_.shared_lowers) options_.shared_lowers->Removed(removed.id, removed.kind, removed.shared_lower);
   // Like containerd's overlay plugin (asynchronous remove): the data goes at
   // the Cleanup that containerd's GC runs right after its Removes.
   spdlog::info("msg=\"removed snapshot\" key={} id={} tier={}", Q(key), removed.id,

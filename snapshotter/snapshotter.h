@@ -21,6 +21,7 @@
 #include "snapshotter/mover.h"
 #include "snapshotter/observer.h"
 #include "snapshotter/placement.h"
+#include "snapshotter/shared_lower.h"
 #include "snapshotter/tier_owner.h"
 #include "snapshotter/tier_flusher.h"
 #include "snapshotter/types.h"
@@ -44,6 +45,9 @@ struct SnapshotterOptions {
   std::shared_ptr<PlacementAdvisor> advisor;
   // Told about container rootfs snapshots and removals (HBCSA's tracer).
   std::shared_ptr<SnapshotObserver> observer;
+  // Shared read-only stacks for new container rootfs and views (HBCSA's hot
+  // layers); none: every mount uses its parent chain.
+  std::shared_ptr<SharedLowerProvider> shared_lowers;
   // Sync copies made when a snapshot moves between tiers before switching.
   bool sync_migrations = true;
   // What to do with tiers this root's metadata does not own (tier_owner.h).
@@ -134,7 +138,10 @@ class Snapshotter {
 
   absl::StatusOr<std::vector<Mount>> Create(Kind kind, const std::string& key,
                                             const std::string& parent, const Labels& labels);
+  // Over the parent chain (a recorded shared lower is not looked at).
   absl::StatusOr<std::vector<Mount>> MountsFor(const MetaTxn& txn, const SnapshotRecord& rec);
+  // Over the shared stack mounted at `stack`.
+  std::vector<Mount> MountsOverStack(const SnapshotRecord& rec, const std::string& stack) const;
   absl::Status CommitMoving(const std::string& name, const std::string& key, const Labels& labels,
                             const SnapshotRecord& rec, const Usage& usage, const Placement& choice);
   Placement FitFastFilesystem(Placement choice, int64_t expected_bytes) const;

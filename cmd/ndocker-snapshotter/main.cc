@@ -18,8 +18,10 @@
 #include "hbcsa/plan_annotations.h"
 #include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
+#include "hbcsa/promoter/data_only_layers.h"
 #include "hbcsa/promoter/hot_layer_book.h"
 #include "hbcsa/promoter/hot_layer_store.h"
+#include "hbcsa/promoter/hot_stacks.h"
 #include "hbcsa/promoter/image_chain.h"
 #include "hbcsa/promoter/promoter.h"
 #include "hbcsa/recorder/cold_start_recorder.h"
@@ -223,6 +225,16 @@ int Run(int argc, char** argv) {
     });
     options.observer = recorder;
   }
+  // HBCSA part 2: containers on an image's top layer mount its hot layer
+  // (attached once the core is open and the hot layer records recovered).
+  std::shared_ptr<hbcsa::HotStacks> hot_stacks;
+  if (config.hbcsa.enabled) {
+    hbcsa::HotStacksOptions hso;
+    hso.mount_dir = config.root + "/hot-mounts";
+    hso.layer_path = [layout = Layout(config.root, "", "")](uint64_t id) { return layout.LinkPath(id); };
+    hot_stacks = std::make_shared<hbcsa::HotStacks>(std::move(hso));
+    options.shared_lowers = hot_stacks;
+  }
   if (absl::Status st = ParseClaimMode(claim_tiers, &options.claim_tiers); !st.ok()) {
     std::cerr << "ndocker-snapshotter: --claim-tiers: " << st.message() << "\n";
     return 2;
@@ -300,7 +312,42 @@ int Run(int argc, char** argv) {
         *hot_layers, [core_ptr](const std::string& top) { return hbcsa::ReadImageChain(*core_ptr, top); },
         hbcsa::BuildOptions{}, std::move(hot_budget));
     if (recovered.ok()) {
-      hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book);
+      hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book,
+                                                            [stacks = hot_stacks] { stacks->ReapSoon(); });
+      // Hot layers are mounted only where the kernel follows metacopy stubs
+      // into data-only lower layers (Linux >= 6.5); elsewhere containers use
+      // their layer chain as before.
+      absl::StatusOr<bool> data_only = hbcsa::DataOnlyLowerLayersSupported(hot_layers->hot_dir());
+      hbcsa::HotStackWiring wiring;
+      wiring.store = hot_layers.get();
+      wiring.in_use = [core_ptr]() -> absl::StatusOr<absl::flat_hash_set<uint64_t>> {
+        absl::StatusOr<std::vector<SnapshotEntry>> entries = core_ptr->Entries();
+        if (!entries.ok()) return entries.status();
+        absl::flat_hash_set<uint64_t> ids;
+        for (const SnapshotEntry& e : *entries) {
+          if (e.record.shared_lower != 0) ids.insert(e.record.shared_lower);
+        }
+        return ids;
+      };
+      wiring.release_fast_bytes = [core_ptr](int64_t bytes) { core_ptr->ReleaseFastBytes(bytes); };
+      wiring.stacks_dropped = [core_ptr] {
+        if (absl::Status s = core_ptr->Cleanup(); !s.ok()) {
+          spdlog::warn("msg=\"cleanup after dropping hot layers failed\" error={}", Q(s.message()));
+        }
+      };
+      wiring.mount_stacks = data_only.ok() && *data_only;
+      spdlog::info("msg=\"hot layers\" mounted={} why={}", wiring.mount_stacks,
+                   Q(data_only.ok() ? (*data_only ? "the kernel follows metacopy stubs into data-only lower layers"
+                                                  : "the kernel has no data-only lower layers (Linux < 6.5): "
+                                                    "containers mount their layer chain")
+                                    : std::string(data_only.status().message())));
+      hot_stacks->Attach(std::move(wiring));
+      if (absl::StatusOr<hbcsa::HotReapReport> r = hot_stacks->Reconcile(); !r.ok()) {
+        spdlog::warn("msg=\"hot layers not reconciled at start\" error={}", Q(r.status().message()));
+      } else if (!r->dropped.empty()) {
+        spdlog::info("msg=\"retired hot layers dropped at start\" count={}", r->dropped.size());
+      }
+      hot_stacks->StartReaper();
     } else {
       // An optimisation: never a reason not to serve the snapshots.
       spdlog::error("msg=\"hot layers off: their records could not be recovered\" error={}",
@@ -359,6 +406,7 @@ int Run(int argc, char** argv) {
   sd_notify(0, "STOPPING=1");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
+  if (hot_stacks) hot_stacks->StopReaper();  // it uses the store and the core, which go first
   core_for_rate->store(nullptr);
   profile_store->store(nullptr);
   ::unlink(config.address.c_str());

@@ -15,6 +15,7 @@ absl::StatusOr<std::string> StoreHotLayerBook::PromoteJson(const std::string& im
   if (!profile.ok()) return profile.status();
   absl::StatusOr<HotLayerRecord> r = promoter_.Promote(*profile);
   if (!r.ok()) return r.status();
+  if (promoted_) promoted_();
   return EncodeHotLayerRecord(*r);
 }
 

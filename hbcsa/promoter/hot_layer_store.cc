@@ -161,21 +161,21 @@ absl::Status HotLayerStore::Drop(const std::string& image, uint64_t id) {
   return RemoveDir(id);
 }
 
-absl::Status HotLayerStore::RemoveImage(const std::string& image) {
-  std::vector<uint64_t> ids;
+absl::StatusOr<std::vector<uint64_t>> HotLayerStore::RetireImage(const std::string& image) {
+  std::vector<uint64_t> retired;
   absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     if (!*loaded) return absl::OkStatus();
-    for (const HotLayerVersion& v : (*loaded)->versions) ids.push_back(v.id);
-    (*loaded)->versions.clear();
+    for (HotLayerVersion& v : (*loaded)->versions) {
+      if (v.state != HotState::kReady) continue;
+      v.state = HotState::kRetired;
+      retired.push_back(v.id);
+    }
     return Save(txn, **loaded);
   });
   if (!s.ok()) return s;
-  for (uint64_t id : ids) {
-    if (absl::Status r = RemoveDir(id); !r.ok()) return r;
-  }
-  return absl::OkStatus();
+  return retired;
 }
 
 absl::StatusOr<std::optional<HotLayerRecord>> HotLayerStore::Get(const std::string& image) const {

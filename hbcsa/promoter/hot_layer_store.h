@@ -55,8 +55,9 @@ class HotLayerStore {
   // A retired version no mount uses any more: its version, then its
   // directory. FailedPrecondition for a version that is not retired.
   absl::Status Drop(const std::string& image, uint64_t id);
-  // Every version of the image, record first (the image is gone).
-  absl::Status RemoveImage(const std::string& image);
+  // The image is gone: its ready versions are retired (returned), so no new
+  // mount gets them; each goes by Drop once no mount uses it.
+  absl::StatusOr<std::vector<uint64_t>> RetireImage(const std::string& image);
 
   absl::StatusOr<std::optional<HotLayerRecord>> Get(const std::string& image) const;
   absl::StatusOr<std::vector<HotLayerRecord>> List() const;

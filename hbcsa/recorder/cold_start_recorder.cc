@@ -21,6 +21,13 @@ void ColdStartRecorder::RootfsPrepared(const ndocker::RootfsPrepared& rootfs) {
   if (auto it = rootfs.labels.find(kTraceLabel); it != rootfs.labels.end() && it->second == "false") {
     return;
   }
+  if (rootfs.shared_lower != 0) {
+    // It reads its hot files from the hot layer, not from the layers the
+    // tracer watches: its trace would miss exactly the files that matter.
+    spdlog::info("msg=\"cold-start trace skipped: the container runs on a hot layer\" container={} hot_layer={}",
+                 Q(ContainerIdOfKey(rootfs.key)), rootfs.shared_lower);
+    return;
+  }
   RootfsChain chain;
   chain.upper_dir = rootfs.upper_dir;
   for (const LowerLayer& l : rootfs.lowers) chain.lowers.push_back({ChainIdOfKey(l.key), l.fs_dir});

@@ -973,6 +973,15 @@ ctr_pull() {
 ctr_task_status() {
   ctrw task ls | awk -v id="$1" 'NR > 1 && $1 == id { print $3 }'
 }
+ctr_task_stopped() { [[ "$(ctr_task_status "$1")" == STOPPED ]]; }
+
+# ctr_remove_container ID: task kill, its stop awaited, task delete, container rm.
+ctr_remove_container() {
+  ctrw task kill -s SIGKILL "$1"
+  ndt_wait_until 20 "task $1 to stop" ctr_task_stopped "$1"
+  ctrw task delete "$1" >/dev/null
+  ctrw container rm "$1"
+}
 
 # ---------------------------------------------------------------------------
 # test image

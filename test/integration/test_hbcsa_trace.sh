@@ -43,6 +43,12 @@
 #     survives a restart. With fault points built in, the daemon is killed
 #     (-9) after each build step; the restart leaves either no version and no
 #     directory, or (after the last step) the ready one.
+#  8. app's next containers run over the hot layer, mounted once read-only at
+#     <root>/hot-mounts/<id> (META over the layers as data-only layers): files
+#     read as in the image (hot ones and stubs), changes copy whole files up
+#     into a plain upper (no metacopy/redirect xattrs), the container is not
+#     traced. `ctr image rm --sync` of app: the hot layer is retired,
+#     unmounted and dropped (record, directory, mount point).
 # Traces are awaited by polling the profile (bounded), never a fixed sleep.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
@@ -473,4 +479,72 @@ assert_eq "$HV" "$(hot_ls_json | jq -c '.versions[] | select(.state == "ready")'
 ctr_run --rm --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-app-after /app/start.sh >"$NDT_WORKDIR/logs/t-app-after.out" 2>&1 ||
   ndt_fail "app does not run after promotion: $(cat "$NDT_WORKDIR/logs/t-app-after.out")"
 ndt_pass "promoted: hot layer $(jq -r .id <<<"$HV"), $(jq -r .bytes <<<"$HV") bytes, $(jq -r .entries <<<"$HV") entries"
+
+ndt_step "8. a container of app runs on the hot layer; the hot layer goes with the image"
+HID=$(jq -r .id <<<"$HV")
+STACK=$NDOCKER_ROOT/hot-mounts/$HID
+assert_grep "prepared snapshot.*t-app-after.*shared_lower=$HID" "$NDOCKER_LOG" "t-app-after was prepared over hot layer $HID"
+assert_grep "cold-start trace skipped: the container runs on a hot layer\" container=t-app-after" "$NDOCKER_LOG" \
+  "a container on the hot layer is not traced"
+mountpoint -q "$STACK" || ndt_fail "hot layer $HID is not mounted at $STACK"
+stack_opts=$(awk -v mp="$STACK" '$5 == mp { sub(/.* - /, ""); print }' /proc/self/mountinfo)
+[[ "$stack_opts" == overlay*"lowerdir=$META::$NDOCKER_ROOT/l/"*metacopy=on* ]] ||
+  ndt_fail "hot layer mount: not META over data-only layers through the short links: $stack_opts"
+[[ "$stack_opts" == *" ro,"* || "$stack_opts" == *" ro" ]] || ndt_fail "hot layer mount is not read-only: $stack_opts"
+ctr_run -d --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-hot /bin/sh -c 'sleep 120' >/dev/null ||
+  ndt_fail "ctr run -d app t-hot failed"
+ROOTFS_MOUNT=$(grep " - overlay " /proc/self/mountinfo | grep "lowerdir=$STACK," || true)
+[[ -n "$ROOTFS_MOUNT" ]] || ndt_fail "t-hot's rootfs is not an overlay with lowerdir=$STACK"
+[[ "$ROOTFS_MOUNT" != *metacopy=on* ]] || ndt_fail "t-hot's own overlay has metacopy=on: $ROOTFS_MOUNT"
+UPPER=$(grep -o 'upperdir=[^,]*' <<<"$ROOTFS_MOUNT" | head -1 | cut -d= -f2)
+# Every file reads as in the image: hot ones from the hot layer, the rest
+# (the decoy's stubs) through their redirects from the layers.
+exec_out() { ctr_exec --exec-id "e$RANDOM" t-hot "$@"; }
+assert_eq "$APP_OUT_ABC"$'\n'"$APP_OUT_D" "$(exec_out /usr/bin/cat /app/data/a /app/data/b /app/data/c /app/data/d)" \
+  "t-hot: app data a b c d"
+for f in x y; do
+  assert_eq "decoy $f: never opened" "$(exec_out /usr/bin/cat /app/decoy/$f)" "t-hot: /app/decoy/$f (a stub in the hot layer)"
+done
+exec_out /usr/bin/cat "$DYN_BIN" | cmp -s - "$DYN_BIN" || ndt_fail "t-hot: $DYN_BIN differs from the image's"
+# Changes copy up whole files into a plain upper: no metacopy, no redirect.
+exec_out /bin/sh -c 'echo appended >>/app/decoy/x && chmod 600 /app/data/a && chmod 700 /app/decoy/y' ||
+  ndt_fail "t-hot: changing lower files failed"
+assert_eq "decoy x: never opened"$'\n'"appended" "$(exec_out /usr/bin/cat /app/decoy/x)" "t-hot: appended to a stub's file"
+assert_eq "600 app data a" "$(exec_out /bin/sh -c 'stat -c %a /app/data/a; /usr/bin/cat /app/data/a' | tr '\n' ' ' | sed 's/ $//')" \
+  "t-hot: chmod of a hot file keeps its data"
+assert_eq "decoy y: never opened" "$(cat "$UPPER/app/decoy/y")" "t-hot: a chmod copied the stub's file up with its data"
+assert_eq "" "$(getfattr -R -d -m 'trusted\.overlay\.(metacopy|redirect)' --absolute-names "$UPPER" 2>/dev/null)" \
+  "t-hot: no metacopy or redirect xattr in the container's upper dir"
+ctr_remove_container t-hot >/dev/null
+ndt_pass "t-hot on hot layer $HID: image content, plain copy-ups"
+
+# The image goes: its top layer's snapshot is removed, the hot layer is
+# retired and, with no snapshot or mount on it, unmounted and dropped (with
+# fault points: the daemon is killed between the unmount and the drop, and
+# the restart finishes it).
+TOP_DIR=$(ndocker_tier_dir "$(jq -r '.layers[0].tier' <<<"$HV")")/snapshots/$(jq -r '.layers[0].snapshot_id' <<<"$HV")
+[[ -d "$TOP_DIR" ]] || ndt_fail "app's top layer is not at $TOP_DIR"
+KILLED_AT_DROP=0
+if [[ "${NDT_FAULT_POINTS:-0}" =~ ^(1|ON|TRUE|true)$ ]]; then
+  export NDOCKER_FAULT_POINT=hot-drop.after-unmount
+  ndocker_restart
+  unset NDOCKER_FAULT_POINT
+  KILLED_AT_DROP=1
+fi
+ctrw image rm --sync "${REF[app]}" >/dev/null
+if ((KILLED_AT_DROP)); then
+  ndt_wait_until 20 "the daemon to die at hot-drop.after-unmount" bash -c "! kill -0 $NDOCKER_PID 2>/dev/null"
+  wait "$NDOCKER_PID" 2>/dev/null || true
+  assert_grep 'fault point reached" point=hot-drop.after-unmount' "$NDOCKER_LOG" "the daemon died between the unmount and the drop"
+  [[ -d "$META" ]] || ndt_fail "the hot layer's directory went before its record"
+  ndocker_restart
+fi
+ndt_wait_until 20 "hot layer $HID to be dropped" bash -c "! mountpoint -q '$STACK' && [[ ! -e '$META' ]]"
+# The stack was the last user of the top layer's directory: the Cleanup run
+# after the drop removes it (containerd's own Cleanup had to skip it).
+ndt_wait_until 20 "app's top layer directory to go" bash -c "[[ ! -e '$TOP_DIR' ]]"
+assert_eq "" "$(hot_ls_json | jq -r '.versions[]?.id')" "no hot layer version of app after the image went"
+assert_grep "retired hot layer dropped\" image=${DIGEST[app]} hot_layer=$HID" "$NDOCKER_LOG" "the daemon says it dropped hot layer $HID"
+ndt_dir_empty "$NDOCKER_ROOT/hot-mounts" || ndt_fail "left in hot-mounts: $(ls -A "$NDOCKER_ROOT/hot-mounts")"
+ndt_pass "image removed: hot layer $HID unmounted and dropped"
 ndt_pass "cold-start traces and profiles"

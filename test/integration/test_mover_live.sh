@@ -160,14 +160,6 @@ assert_checksums_clean() {
   fi
   ndt_pass "$1: $(passes "$1") passes over $(sed -n 's/^START //p' <<<"$log"), no MISMATCH, no READERR"
 }
-task_stopped() { [[ "$(ctr_task_status "$1")" == STOPPED ]]; }
-# remove_container ID: task kill, task delete, container rm.
-remove_container() {
-  ctrw task kill -s SIGKILL "$1"
-  ndt_wait_until 20 "task $1 to stop" task_stopped "$1"
-  ctrw task delete "$1" >/dev/null
-  ctrw container rm "$1"
-}
 # gc_now: a synchronous containerd GC (removing a lease with --sync collects
 # everything unreferenced; the snapshotter gets its Removes and a Cleanup).
 gc_now() {
@@ -274,7 +266,7 @@ assert_file_eq "$NDT_WORKDIR/reference.sums" "$NDT_WORKDIR/c3.sums" "a new conta
 
 ndt_step "c1 goes: the generation-0 copies go, the generation-1 copies stay for c2"
 t0=$(ndt_now)
-remove_container c1
+ctr_remove_container c1
 gc_now
 gen0_gone() {
   local c
@@ -288,7 +280,7 @@ assert_checksums_clean c2
 
 ndt_step "c2 goes: every retired copy goes, one copy per snapshot remains"
 t0=$(ndt_now)
-remove_container c2
+ctr_remove_container c2
 gc_now
 one_copy_each() {
   local ls c

@@ -94,11 +94,7 @@ out=$(ctr_run --rm --snapshotter "$SN" "$REF" c2 /bin/sh -c 'cat /etc/greeting /
 assert_eq "$(printf '%s\n' "$NDT_GREETING" "$NDT_DATA_C" written)" "$out" "new container c2 through the restarted daemon"
 
 ndt_step "stop c1, remove everything, GC through the restarted daemon"
-ctrw task kill -s SIGKILL c1
-task_stopped() { [[ "$(ctr_task_status c1)" == STOPPED ]]; }
-ndt_wait_until 20 "task c1 to stop" task_stopped
-ctrw task rm c1 >/dev/null
-ctrw container rm c1
+ctr_remove_container c1
 ndt_pass "c1 stopped and removed"
 ctrw image rm --sync "$REF" >/dev/null
 ndocker_assert_gc_clean 30

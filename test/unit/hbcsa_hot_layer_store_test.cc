@@ -146,9 +146,17 @@ TEST_CASE("hot layers: build protocol, versions, retire and drop", "[hbcsa][hot]
   CHECK(node.Names() == std::vector<std::string>{std::to_string(v2->id)});
   CHECK(fs::exists(node.store->DirOf(v2->id) + "/usr/bin/app"));
 
-  REQUIRE(node.store->RemoveImage(kImage).ok());
-  CHECK_FALSE(node.store->Get(kImage)->has_value());
+  // The image goes: its ready version is retired (a mount may still use it),
+  // then dropped like any retired one.
+  absl::StatusOr<std::vector<uint64_t>> gone = node.store->RetireImage(kImage);
+  REQUIRE(gone.ok());
+  CHECK(*gone == std::vector<uint64_t>{v2->id});
+  REQUIRE(node.store->Get(kImage)->has_value());
+  CHECK((*node.store->Get(kImage))->Current() == nullptr);
+  CHECK(node.Names() == std::vector<std::string>{std::to_string(v2->id)});
+  REQUIRE(node.store->Drop(kImage, v2->id).ok());
   CHECK(node.Names().empty());
+  CHECK_FALSE(node.store->Get(kImage)->has_value());  // its last version gone: the record too
   CHECK(node.store->List()->empty());
 }
 
