@@ -228,8 +228,15 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   }
   if (const toml::table* l = root["lass"].as_table()) NDOCKER_RETURN_IF_ERROR(ReadLass(*l, &c.lass));
   if (const toml::table* h = root["hbcsa"].as_table()) {
-    NDOCKER_RETURN_IF_ERROR(CheckKeys(*h, "[hbcsa]", {"enabled", "quiet_ms", "limit_ms", "max_files"}));
+    NDOCKER_RETURN_IF_ERROR(
+        CheckKeys(*h, "[hbcsa]", {"enabled", "quiet_ms", "limit_ms", "max_files", "promote", "demote"}));
     NDOCKER_RETURN_IF_ERROR(ReadBool(*h, "hbcsa.", "enabled", &c.hbcsa.enabled));
+    NDOCKER_RETURN_IF_ERROR(ReadBool(*h, "hbcsa.", "demote", &c.hbcsa.demote));
+    NDOCKER_RETURN_IF_ERROR(ReadString(*h, "promote", &c.hbcsa.promote));
+    if (c.hbcsa.promote != "after-trace" && c.hbcsa.promote != "manual") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config: hbcsa.promote must be \"after-trace\" or \"manual\", not \"", c.hbcsa.promote, "\""));
+    }
     for (auto [key, out] : {std::pair{"quiet_ms", &c.hbcsa.quiet_ms}, std::pair{"limit_ms", &c.hbcsa.limit_ms},
                             std::pair{"max_files", &c.hbcsa.max_files}}) {
       if (const toml::node* n = h->get(key)) {

@@ -33,6 +33,11 @@ struct HbcsaConfig {
   int64_t quiet_ms = 2000;    // a trace ends when the container opened nothing new for this long
   int64_t limit_ms = 30000;   // or at this limit from its first open
   int64_t max_files = 100000; // per profile
+  // "after-trace": build the image's hot layer in the background after each
+  // recorded trace; "manual": only `ndockerctl promote` builds one.
+  std::string promote = "after-trace";
+  // After such a build, move the image's fast-tier layers to the slow tier.
+  bool demote = true;
 };
 
 struct Config {

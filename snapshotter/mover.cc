@@ -12,6 +12,7 @@
 #include "snapshotter/errno_status.h"
 #include "snapshotter/fault_point.h"
 #include "snapshotter/fs_ops.h"
+#include "snapshotter/idle_io.h"
 #include "snapshotter/log.h"
 #include "snapshotter/mount_use.h"
 #include "snapshotter/placement.h"
@@ -20,35 +21,6 @@
 
 namespace ndocker {
 namespace {
-
-// ioprio_set(2) has no glibc wrapper.
-constexpr int kIoprioWhoProcess = 1;
-constexpr int kIoprioClassShift = 13;
-constexpr int kIoprioClassIdle = 3;
-
-// Puts the calling thread in the idle I/O class for its lifetime, so a
-// background copy yields the disk to container starts (CFQ/BFQ honour it).
-class ScopedIdleIo {
- public:
-  explicit ScopedIdleIo(bool enable) {
-    if (!enable) return;
-    const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
-    old_ = static_cast<int>(::syscall(SYS_ioprio_get, kIoprioWhoProcess, tid));
-    if (old_ < 0) return;
-    if (::syscall(SYS_ioprio_set, kIoprioWhoProcess, tid, kIoprioClassIdle << kIoprioClassShift) != 0) {
-      old_ = -1;
-    }
-  }
-  ~ScopedIdleIo() {
-    if (old_ < 0) return;
-    ::syscall(SYS_ioprio_set, kIoprioWhoProcess, static_cast<pid_t>(::syscall(SYS_gettid)), old_);
-  }
-  ScopedIdleIo(const ScopedIdleIo&) = delete;
-  ScopedIdleIo& operator=(const ScopedIdleIo&) = delete;
-
- private:
-  int old_ = -1;
-};
 
 bool Exists(const std::string& path) {
   struct stat st;

@@ -18,7 +18,9 @@
 #include "hbcsa/plan_annotations.h"
 #include "hbcsa/profiles/profile_book.h"
 #include "hbcsa/profiles/profile_store.h"
+#include "hbcsa/promoter/auto_promoter.h"
 #include "hbcsa/promoter/data_only_layers.h"
+#include "hbcsa/promoter/demoter.h"
 #include "hbcsa/promoter/hot_layer_book.h"
 #include "hbcsa/promoter/hot_layer_store.h"
 #include "hbcsa/promoter/hot_stacks.h"
@@ -256,6 +258,7 @@ int Run(int argc, char** argv) {
   core_for_rate->store(core->get());
   std::unique_ptr<hbcsa::ProfileStore> profiles;
   std::unique_ptr<hbcsa::Tracer> tracer;
+  auto auto_promoter_slot = std::make_shared<std::atomic<hbcsa::AutoPromoter*>>(nullptr);
   if (recorder) {
     profiles = std::make_unique<hbcsa::ProfileStore>((*core)->store(), static_cast<size_t>(config.hbcsa.max_files));
     hbcsa::TracerOptions to;
@@ -273,6 +276,12 @@ int Run(int argc, char** argv) {
       // Tracing is an optimisation: never a reason not to serve.
       spdlog::warn("msg=\"cold-start tracer not running\" error={}", Q(started.status().message()));
     }
+    // [hbcsa] promote = "after-trace": each recorded trace asks for the
+    // image's hot layer (the builder exists only once the hot layer records
+    // are recovered, below).
+    recorder->OnProfileRecorded([slot = auto_promoter_slot](const std::string& image) {
+      if (hbcsa::AutoPromoter* a = slot->load()) a->Request(image);
+    });
     recorder->Attach(tracer.get(), profiles.get());
     profile_store->store(profiles.get());
   }
@@ -288,6 +297,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<hbcsa::HotLayerStore> hot_layers;
   std::unique_ptr<hbcsa::Promoter> promoter;
   std::unique_ptr<hbcsa::StoreHotLayerBook> hot_book;
+  std::unique_ptr<hbcsa::AutoPromoter> auto_promoter;
   if (profile_book) {
     hot_layers = std::make_unique<hbcsa::HotLayerStore>(
         (*core)->store(), (*core)->layout().TierRoot(Tier::kFast) + "/hot");
@@ -317,7 +327,7 @@ int Run(int argc, char** argv) {
       // Hot layers are mounted only where the kernel follows metacopy stubs
       // into data-only lower layers (Linux >= 6.5); elsewhere containers use
       // their layer chain as before.
-      absl::StatusOr<bool> data_only = hbcsa::DataOnlyLowerLayersSupported(hot_layers->hot_dir());
+      absl::StatusOr<bool> data_only = hbcsa::DataOnlyLowerLayersSupported((*core)->layout().TierRoot(Tier::kFast));
       hbcsa::HotStackWiring wiring;
       wiring.store = hot_layers.get();
       wiring.in_use = [core_ptr]() -> absl::StatusOr<absl::flat_hash_set<uint64_t>> {
@@ -341,6 +351,7 @@ int Run(int argc, char** argv) {
                                                   : "the kernel has no data-only lower layers (Linux < 6.5): "
                                                     "containers mount their layer chain")
                                     : std::string(data_only.status().message())));
+      const bool can_mount = wiring.mount_stacks;
       hot_stacks->Attach(std::move(wiring));
       if (absl::StatusOr<hbcsa::HotReapReport> r = hot_stacks->Reconcile(); !r.ok()) {
         spdlog::warn("msg=\"hot layers not reconciled at start\" error={}", Q(r.status().message()));
@@ -348,6 +359,23 @@ int Run(int argc, char** argv) {
         spdlog::info("msg=\"retired hot layers dropped at start\" count={}", r->dropped.size());
       }
       hot_stacks->StartReaper();
+      // Built only where containers can use them: elsewhere a hot layer
+      // would take fast-tier bytes for nothing (`ndockerctl promote` still can).
+      if (config.hbcsa.promote == "after-trace" && can_mount) {
+        auto_promoter = std::make_unique<hbcsa::AutoPromoter>(
+            [book = hot_book.get(), core_ptr, demote = config.hbcsa.demote](const std::string& image) -> absl::Status {
+              absl::StatusOr<std::string> built = book->PromoteJson(image);
+              if (!built.ok()) return built.status();
+              absl::StatusOr<hbcsa::HotLayerRecord> record = hbcsa::DecodeHotLayerRecord(*built);
+              if (!record.ok()) return record.status();
+              const hbcsa::HotLayerVersion* ready = record->Current();
+              if (!demote || ready == nullptr) return absl::OkStatus();
+              return hbcsa::DemoteLayers(*core_ptr, *ready).status();
+            });
+        auto_promoter_slot->store(auto_promoter.get());
+      }
+      spdlog::info("msg=\"hot layer builds\" promote={} after_traces={}", config.hbcsa.promote,
+                   auto_promoter != nullptr);
     } else {
       // An optimisation: never a reason not to serve the snapshots.
       spdlog::error("msg=\"hot layers off: their records could not be recovered\" error={}",
@@ -406,7 +434,9 @@ int Run(int argc, char** argv) {
   sd_notify(0, "STOPPING=1");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
-  if (hot_stacks) hot_stacks->StopReaper();  // it uses the store and the core, which go first
+  auto_promoter_slot->store(nullptr);
+  if (auto_promoter) auto_promoter->Stop();
+  if (hot_stacks) hot_stacks->StopReaper();  // they use the store and the core, which go first
   core_for_rate->store(nullptr);
   profile_store->store(nullptr);
   ::unlink(config.address.c_str());

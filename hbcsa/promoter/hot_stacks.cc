@@ -254,8 +254,24 @@ absl::StatusOr<HotReapReport> HotStacks::Reap() {
   if (!mounts.ok()) return mounts.status();
   for (const HotLayerRecord& r : *records) {
     for (const HotLayerVersion& v : r.versions) {
-      if (v.state != HotState::kRetired) continue;
-      if (in_use->contains(v.id) || pending_.contains(v.id) || StackInUse(*mounts, MountPointOf(v.id))) {
+      if (v.state == HotState::kBuilding) continue;
+      const bool used =
+          in_use->contains(v.id) || pending_.contains(v.id) || StackInUse(*mounts, MountPointOf(v.id));
+      if (v.state == HotState::kReady) {
+        // Unmounted when unused, mounted again by the next container: a
+        // mounted stack pins the copies of the layers it names, which the
+        // mover could otherwise retire and free.
+        absl::StatusOr<bool> mounted = IsMounted(MountPointOf(v.id));
+        if (used || !mounted.ok() || !*mounted) continue;
+        if (absl::Status s = Unmount(v.id); !s.ok()) {
+          spdlog::warn("msg=\"unused hot layer not unmounted\" hot_layer={} error={}", v.id, Q(s.message()));
+          continue;
+        }
+        report.unmounted.push_back(v.id);
+        spdlog::info("msg=\"unused hot layer unmounted\" image={} hot_layer={}", r.image, v.id);
+        continue;
+      }
+      if (used) {
         report.kept_in_use.push_back(v.id);
         continue;
       }
@@ -272,9 +288,9 @@ absl::StatusOr<HotReapReport> HotStacks::Reap() {
       spdlog::info("msg=\"retired hot layer dropped\" image={} hot_layer={} bytes={}", r.image, v.id, v.bytes);
     }
   }
-  // The layers it named may now be free for the core's Cleanup (removed
-  // snapshots, or old copies the mover retired while the stack held them).
-  if (!report.dropped.empty() && w.stacks_dropped) w.stacks_dropped();
+  // The layers they named may now be free for the core's Cleanup (removed
+  // snapshots, or old copies the mover retired while a stack held them).
+  if ((!report.dropped.empty() || !report.unmounted.empty()) && w.stacks_dropped) w.stacks_dropped();
   return report;
 }
 

@@ -6,6 +6,9 @@
 // sees this mount as a user of each of them). A container on the image's top
 // layer then gets a plain overlay with that mount point as its only lowerdir.
 //
+// A ready version's mount is taken down when no snapshot record, pending
+// Prepare or mount uses it (it pins the layer copies it names, which the
+// mover may want to free), and made again for the next container.
 // A version goes when it is retired (a newer one is ready, or the image's
 // top layer was removed), no snapshot record names it, no mount uses its
 // mount point, and it was not just handed out to a Prepare that has not
@@ -45,7 +48,7 @@ struct HotStackWiring {
   // Which versions snapshot records name (SnapshotRecord::shared_lower).
   std::function<absl::StatusOr<absl::flat_hash_set<uint64_t>>()> in_use;
   std::function<void(int64_t bytes)> release_fast_bytes;
-  // After a reap dropped versions (may be empty).
+  // After a reap dropped versions or unmounted unused ones.
   std::function<void()> stacks_dropped;
   // false (a kernel without data-only lower layers): nothing is handed out
   // and nothing is mounted; versions are still reaped.
@@ -54,6 +57,7 @@ struct HotStackWiring {
 
 struct HotReapReport {
   std::vector<uint64_t> dropped;
+  std::vector<uint64_t> unmounted;  // ready, but nothing used their mount
   std::vector<uint64_t> kept_in_use;  // retired, still used by a record or a mount
 };
 

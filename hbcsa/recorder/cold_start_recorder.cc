@@ -65,6 +65,7 @@ void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
                "profile_version={} profile_files={} profile_bytes={} tracer_cpu_ms={:.2f}",
                Q(trace.container), image, trace.files.size(), trace.complete, p->version, p->files.size(),
                p->bytes(), absl::ToDoubleMilliseconds(trace.cpu));
+  if (profile_recorded_ && !p->files.empty()) profile_recorded_(image);
 }
 
 }  // namespace ndocker::hbcsa

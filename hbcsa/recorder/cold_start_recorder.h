@@ -24,6 +24,10 @@ class ColdStartRecorder : public SnapshotObserver, public TraceSink {
   explicit ColdStartRecorder(std::function<std::string(const std::string& top_chain)> image_of)
       : image_of_(std::move(image_of)) {}
 
+  // Told the image after each trace recorded into its profile (the hot layer
+  // builder). Set before Attach.
+  void OnProfileRecorded(std::function<void(const std::string& image)> fn) { profile_recorded_ = std::move(fn); }
+
   // Both exist only after this object (the core takes it as an option).
   void Attach(Tracer* tracer, ProfileStore* store) {
     store_.store(store);
@@ -42,6 +46,7 @@ class ColdStartRecorder : public SnapshotObserver, public TraceSink {
 
  private:
   std::function<std::string(const std::string&)> image_of_;
+  std::function<void(const std::string&)> profile_recorded_;
   std::atomic<Tracer*> tracer_{nullptr};
   std::atomic<ProfileStore*> store_{nullptr};
 };

@@ -19,8 +19,13 @@
 # Expected profile of the app: /app/run.sh (L2), /bin/sh (L0), /app/data/a
 # and /app/data/b (L1), sizes as in the image, data a before b, no
 # incomplete run; the layers are committed ndocker snapshots of containerd's
-# namespace k8s.io (ndockerctl ls --json). Then the container and the pod
-# are removed through CRI and nothing of them may stay mounted.
+# namespace k8s.io (ndockerctl ls --json). The daemon then builds the app's
+# hot layer by itself ([hbcsa] promote = "after-trace", the default), and a
+# second container of the app in the same pod runs on it (not traced). Then
+# the containers and the pod are removed through CRI and nothing of them may
+# stay mounted, the hot layer's mount included. Demotion: once the hot layer
+# is ready, the app's layers that the pull put on the fast tier are moved to
+# the slow tier by the mover (while the second container runs).
 #
 # NDT_VARIANT=create_gap gives L0 an /etc/passwd and /etc/group, as nearly
 # every real image has, and waits 2.5 s (> quiet_ms) between CreateContainer
@@ -198,9 +203,57 @@ else
   ndt_log "note: no profile of the pause image"
 fi
 
-ndt_step "remove the container and the pod through CRI; nothing stays mounted"
+ndt_step "the app's hot layer, built after its trace; a second container runs on it"
+HOT_JSON=$NDT_WORKDIR/logs/hot-app.json
+hot_ready() {
+  ndockerctlw hot ls --json | jq -c --arg d "$APP_DIGEST" 'select(.image == $d) | .versions[] | select(.state == "ready")' >"$HOT_JSON" &&
+    [[ -s "$HOT_JSON" ]]
+}
+ndt_wait_until 30 "the app's hot layer ([hbcsa] promote = after-trace, the default)" hot_ready
+HOT_ID=$(jq -r .id "$HOT_JSON")
+assert_eq "$(jq -r .version "$PROFILE")" "$(jq -r .profile_version "$HOT_JSON")" "the hot layer is built from the profile's version"
+assert_eq "$(jq '.files | length' "$PROFILE")" "$(jq -r .hot_files "$HOT_JSON")" "the hot layer carries the profile's files"
+assert_grep "hot layer promoted after a trace\" image=$APP_DIGEST" "$NDOCKER_LOG" "the daemon built it after the trace"
+cri_container_config_write "$NDT_WORKDIR/app2.json" app2 "$REF"
+cri_create "$POD_ID" "$NDT_WORKDIR/app2.json" "$POD_CFG"
+CTR2_ID=$CRI_CONTAINER_ID
+cri_start "$CTR2_ID"
+cri_wait_exited "$CTR2_ID" 60
+assert_eq 0 "$CRI_EXIT_CODE" "exit code of the second app container"
+LOG2=$NDT_WORKDIR/cri-logs/hbcsa-pod/app2.log
+ndt_wait_until 10 "the second app's output in $LOG2" grep -qF "b=[$B_TEXT]" "$LOG2"
+assert_grep " stdout F a=\[$A_TEXT\]$" "$LOG2" "the second app read /app/data/a from the hot layer"
+assert_grep "prepared snapshot\" key=\"?k8s.io/[0-9]+/$CTR2_ID\"? .*shared_lower=$HOT_ID" "$NDOCKER_LOG" \
+  "the second container's rootfs was prepared over hot layer $HOT_ID"
+assert_grep "cold-start trace skipped: the container runs on a hot layer\" container=\"?$CTR2_ID\"? " "$NDOCKER_LOG" \
+  "the second container is not traced"
+assert_eq 1 "$(ndockerctlw profile show "$APP_DIGEST" --json | jq -r .runs)" "profile.runs after the second container"
+
+ndt_step "demotion: the app's layers go to the slow tier, the hot layer stays on fast"
+fast_at_pull=0
+for c in "${CHAINS[@]}"; do
+  if grep -qE "committed snapshot\" key=.* name=\"?k8s.io/[0-9]+/$c\"? id=[0-9]+ tier=fast " "$NDOCKER_LOG"; then
+    fast_at_pull=$((fast_at_pull + 1))
+  fi
+done
+((fast_at_pull >= 1)) || ndt_fail "no layer of the app was committed on the fast tier (LASS keeps the last-downloading one there)"
+app_layers_slow() {
+  local snaps c
+  snaps=$(ndocker_ls_json)
+  for c in "${CHAINS[@]}"; do
+    [[ "$(ndocker_snapshot_json "$snaps" "$c" | jq -r .tier)" == slow ]] || return 1
+  done
+}
+ndt_wait_until 30 "the app's layers on the slow tier" app_layers_slow
+assert_grep "layers demoted: the hot layer holds their hot files\" hot_layer=$HOT_ID to_slow=$fast_at_pull pinned_fast=0" \
+  "$NDOCKER_LOG" "the daemon demoted the $fast_at_pull layers the pull had put on fast"
+[[ -d "$(ndocker_tier_dir fast)/hot/$HOT_ID" ]] || ndt_fail "the hot layer is not on the fast tier any more"
+ndt_pass "demoted: $fast_at_pull of 3 layers fast -> slow; the hot layer ($(jq -r .bytes "$HOT_JSON") bytes) stays on fast"
+
+ndt_step "remove the containers and the pod through CRI; nothing stays mounted"
 CTRD_TASKS=$NDT_CTRD_STATE/io.containerd.runtime.v2.task/k8s.io
 assert_grep "^$CTR_ID $POD_ID CONTAINER_EXITED app " <(cri ps) "CRI ListContainers shows the exited app"
+out=$(cri rm "$CTR2_ID" 2>&1) || ndt_fail "CRI RemoveContainer $CTR2_ID failed: $out"
 out=$(cri rm "$CTR_ID" 2>&1) || ndt_fail "CRI RemoveContainer $CTR_ID failed: $out"
 rc=0
 cri inspect "$CTR_ID" >/dev/null 2>&1 || rc=$?
@@ -209,7 +262,7 @@ cri_rm_pod "$POD_ID"
 assert_eq "" "$(cri pods)" "CRI ListPodSandbox after RemovePodSandbox"
 assert_eq "" "$(cri ps)" "CRI ListContainers after RemovePodSandbox"
 # mounts of ndocker's data (overlays naming its tiers): none but the two tier
-# filesystems themselves
+# filesystems themselves (the hot layer's mount goes with its last container)
 ndocker_mounts_left() {
   awk -v r="$NDOCKER_ROOT" '$5 != r "/fast" && $5 != r "/slow" && index($0, r "/")' /proc/self/mountinfo
 }

@@ -101,7 +101,10 @@ ndt_step "ndocker (LASS off, every layer on the fast tier, mover throttled) and 
 # The throttle makes each direction take a few seconds (~10 MB of layers), so
 # that the containers run many checksum passes while the copies are made.
 cfg=$NDT_WORKDIR/ndocker-mover.toml
-printf '[lass]\nenabled = false\ncontainerd_root = "%s"\n[placement]\ndefault_tier = "fast"\n[migration]\nthrottle = "%s"\n' \
+# No hot layer: the containers here mount the layer chain itself, whose
+# copies the test follows (a hot layer's mount names the layers too and would
+# hold the copies it was made over; hbcsa_cri demotes under one).
+printf '[lass]\nenabled = false\ncontainerd_root = "%s"\n[placement]\ndefault_tier = "fast"\n[migration]\nthrottle = "%s"\n[hbcsa]\npromote = "manual"\n' \
   "$(containerd_root_dir)" "${NDT_MOVER_THROTTLE:-4MiB}" >"$cfg"
 ndocker_start --config "$cfg"
 assert_eq "tmpfs ext4" "$(ndt_tier_fstype fast) $(ndt_tier_fstype slow)" "tier filesystems (fast slow)"

@@ -167,6 +167,9 @@ TEST_CASE("values of the wrong type are InvalidArgument", "[config]") {
       {"[lass]\nmax_concurrent_downloads = \"3\"\n", "max_concurrent_downloads"},
       {"[lass]\nslow_store_bandwidth = 0\n", "slow_store_bandwidth"},
       {"[lass]\nwatch = true\n", "watch"},
+      {"[hbcsa]\npromote = \"always\"\n", "promote"},
+      {"[hbcsa]\npromote = true\n", "promote"},
+      {"[hbcsa]\ndemote = \"yes\"\n", "demote"},
       {"lass = true\n", "lass"},
       // Tables given as plain values.
       {"tiers = \"fast\"\n", "tiers"},
@@ -305,6 +308,12 @@ TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
   CHECK(defaults->lass.containerd_root == "/var/lib/containerd");
   CHECK(defaults->lass.max_concurrent_downloads == 3);
   CHECK(defaults->lass.slow_store_bytes_per_second == int64_t{150} << 20);
+  CHECK(defaults->hbcsa.promote == "after-trace");
+  CHECK(defaults->hbcsa.demote);
+  auto manual = ParseConfig("[hbcsa]\npromote = \"manual\"\ndemote = false\n", "t.toml");
+  REQUIRE(manual.ok());
+  CHECK(manual->hbcsa.promote == "manual");
+  CHECK_FALSE(manual->hbcsa.demote);
 
   auto c = ParseConfig(R"(
 [tiers.slow]

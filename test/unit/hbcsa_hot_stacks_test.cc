@@ -225,12 +225,32 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   CHECK(rig.dropped_calls == 1);
   CHECK(rig.Versions() == std::vector<uint64_t>{v2.id});
 
-  // A mount lost (a reboot): Path mounts it again for the snapshot that
-  // recorded it; an unknown version is an error (the core then mounts the chain).
+  // A ready version's mount with no user goes (it pins its layers' copies);
+  // the next container mounts it again.
   got = rig.stacks->ForParent(kTopId);
   REQUIRE(got.has_value());
   CHECK(got->id == v2.id);
+  rig.in_use.insert(v2.id);
   rig.stacks->Settled(v2.id);
+  r = rig.stacks->Reap();
+  REQUIRE(r.ok());
+  CHECK(r->unmounted.empty());
+  CHECK(Mounted(got->path));
+  rig.in_use.clear();
+  r = rig.stacks->Reap();
+  REQUIRE(r.ok());
+  CHECK(r->unmounted == std::vector<uint64_t>{v2.id});
+  CHECK(r->dropped.empty());
+  CHECK_FALSE(Mounted(got->path));
+  CHECK(rig.dropped_calls == 2);
+  CHECK(rig.Versions() == std::vector<uint64_t>{v2.id});
+  got = rig.stacks->ForParent(kTopId);
+  REQUIRE(got.has_value());
+  CHECK(Mounted(got->path));
+  rig.stacks->Settled(v2.id);
+
+  // A mount lost (a reboot): Path mounts it again for the snapshot that
+  // recorded it; an unknown version is an error (the core then mounts the chain).
   REQUIRE(::umount2(got->path.c_str(), 0) == 0);
   absl::StatusOr<std::string> path = rig.stacks->Path(v2.id);
   REQUIRE(path.ok());
