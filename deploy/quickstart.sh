@@ -5,15 +5,17 @@
 #     downloaded before unpack, so LASS keeps it on the fast tier while the
 #     budget lasts) and runs it; the tracer records the files that start
 #     read (HBCSA): the image's hot-file profile, each layer's static class
-#     and hot files (`ndockerctl profile show`, `ndockerctl plan`), and the
-#     hot layer built from it (`ndockerctl promote`: hot files with data,
-#     the rest metacopy stubs);
+#     and hot files (`ndockerctl profile show`, `ndockerctl plan`), the hot
+#     layer the daemon builds from it (hot files with data, the rest metacopy
+#     stubs), the layers it then demotes to the slow tier, and a second
+#     container running on the hot layer;
 #  2. pulls an image of random layers through CRI (PullImage: streamed unpack,
 #     3 downloads at a time) behind a 4 MiB/s link: LASS puts the layers below
 #     the last-downloading one on the slow tier and the rest on the fast tier;
 # and shows where each layer went and why (`ndockerctl ls`, `ndockerctl plan`);
-#  3. moves the first image's layers to the slow tier with `ndockerctl migrate`
-#     while a container runs from them (old copies kept until it is gone).
+#  3. moves the first image's layers back to the fast tier with `ndockerctl
+#     migrate` while a container runs from them (old copies kept until it is
+#     gone).
 # Everything it started and made is removed at the end (QUICKSTART_KEEP=1
 # keeps the files). Run as root on Debian 12.
 #
@@ -86,14 +88,34 @@ echo
 ndt_step "each layer's static class (with evidence) and the profile's files it serves (ndockerctl plan)"
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" plan --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
 
-ndt_step "HBCSA: the image's hot layer built from that profile (ndockerctl promote; new mounts do not use it yet)"
-"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" promote --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "$ref"
-echo "its hot files carry their data, every other file is a metacopy stub pointing into the layers:"
-hot_dir=$(ndocker_tier_dir fast)/hot/$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls --json | jq -r '.versions[] | select(.state == "ready") | .id' | head -1)
-find "$hot_dir" -type f -printf '%P\t%s bytes\t%b blocks\n' | sort | head -20
-
 ndt_step "where each layer of the ctr pull went (all downloaded before unpack: fast while the $budget budget lasts)"
+grep -E 'msg="committed snapshot"' "$NDOCKER_LOG" | grep -oE 'name=[^ ]+|tier=[a-z]+|rule=[a-z-]+' | paste - - - | sed 's/^/  /'
+
+ndt_step "HBCSA: the hot layer the daemon built after that trace, and the layers it demoted to slow"
+hot_id() { "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls --json | jq -r '.versions[] | select(.state == "ready") | .id' | head -1; }
+ndt_wait_until 30 "the hot layer of $ref ([hbcsa] promote = after-trace)" bash -c "[[ -n \"\$(\"$NDOCKERCTL_BIN\" --address \"$NDOCKER_SOCK\" hot ls --json | jq -r '.versions[]? | select(.state == \"ready\") | .id')\" ]]"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls
+echo "its hot files carry their data, every other file is a metacopy stub (0 blocks) pointing into the layers:"
+find "$(ndocker_tier_dir fast)/hot/$(hot_id)" -type f -printf '  %P\t%s bytes\t%b blocks\n' | sort | head -20
+grep -E 'msg="layers demoted' "$NDOCKER_LOG" | sed 's/^/  /' || true
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -E "migrat" || true
+layers_all_slow() {
+  local snapshots chain
+  snapshots=$("$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json)
+  for chain in $(image_chain_ids "$ref"); do
+    jq -e --arg c "$chain" 'select(.kind == "committed" and (.key | endswith("/" + $c)) and .tier == "fast")' <<<"$snapshots" >/dev/null && return 1
+  done
+  return 0
+}
+ndt_wait_until 60 "the demoted layers to reach the slow tier (the mover is throttled)" layers_all_slow
+echo "where the layers are now:"
 where_layers_went "$ref"
+
+ndt_step "a new container of $ref runs on the hot layer (its rootfs: a plain overlay over the hot layer's read-only mount)"
+ctr_run --rm --snapshotter ndocker "$ref" quickstart1b /bin/sh -c 'echo "greeting: $(cat /etc/greeting)"; echo "/data holds: $(ls /data)"'
+grep -E 'msg="prepared snapshot".*quickstart1b' "$NDOCKER_LOG" | grep -oE 'key=[^ ]+|shared_lower=[0-9]+' | paste - - | sed 's/^/  /'
+grep -E 'msg="hot layer mounted"' "$NDOCKER_LOG" | tail -1 | sed 's/^/  /'
+grep -E 'trace skipped.*quickstart1b' "$NDOCKER_LOG" | sed 's/^/  /' || true
 echo
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status
 
@@ -109,15 +131,15 @@ echo
 where_layers_went "$random_ref" k8s.io
 echo
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status
-ndt_step "the mover: a container runs from the ctr-pulled image while its layers move to the slow tier"
+ndt_step "the mover: a container runs from the ctr-pulled image while its layers move back to the fast tier (ndockerctl migrate)"
 ctrw run -d --snapshotter ndocker "$ref" quickstart2 /bin/sh -c 'while :; do cat /etc/greeting >/dev/null; sleep 0.2; done'
 for chain in $(image_chain_ids "$ref"); do
-  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" migrate "$chain" slow --wait
+  "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" migrate "$chain" fast --wait
 done
 where_layers_went "$ref"
-echo "old copies are kept while the running container may use them:"
+echo "old copies are kept while the running container (through its hot layer's mount) may use them:"
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -E "retired|migrat" || true
-ctr_run --rm --snapshotter ndocker "$ref" quickstart3 /bin/sh -c 'echo "a new container reads from slow: $(cat /etc/greeting)"'
+ctr_run --rm --snapshotter ndocker "$ref" quickstart3 /bin/sh -c 'echo "a new container reads: $(cat /etc/greeting)"'
 ctrw task delete --force quickstart2 >/dev/null
 ctrw container rm quickstart2 >/dev/null
 "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -E "retired|migrat" || true

@@ -30,6 +30,12 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const ndocker::admin::v1
       t->set_fs_free_bytes(static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize));
     }
   }
+  if (hot_ != nullptr) {
+    absl::StatusOr<HotLayerBook::Totals> hot = hot_->Count();
+    if (!hot.ok()) return ToGrpcStatus(hot.status());
+    resp->set_hot_layers(hot->versions);
+    resp->set_hot_layer_bytes(hot->bytes);
+  }
   const StoreHealth health = core_->Health();
   for (const MigrationProgress& m : health.migrations) {
     auto* out = resp->add_migrations();

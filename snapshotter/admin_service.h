@@ -29,6 +29,11 @@ class HotLayerBook {
   virtual absl::StatusOr<std::vector<std::string>> ListJson() = 0;
   // Builds the image's hot layer from its current profile (blocking).
   virtual absl::StatusOr<std::string> PromoteJson(const std::string& image) = 0;
+  struct Totals {
+    int64_t versions = 0;  // ready and retired
+    int64_t bytes = 0;     // on the fast tier
+  };
+  virtual absl::StatusOr<Totals> Count() = 0;
 };
 
 class AdminService final : public ndocker::admin::v1::Admin::Service {

@@ -63,6 +63,10 @@ int Status(admin::Admin::Stub& stub, const std::string& address) {
                 << "), kept while mounts made before their migration may use them\n";
     }
   }
+  if (resp.hot_layers() > 0) {
+    std::cout << "hot layers on fast: " << resp.hot_layers() << " (" << HumanBytes(resp.hot_layer_bytes())
+              << "), counted against its budget\n";
+  }
   std::cout << "migrations in flight: " << resp.migrations_size() << ", migrated since start: "
             << HumanBytes(resp.bytes_migrated()) << "\n";
   for (const auto& m : resp.migrations()) {

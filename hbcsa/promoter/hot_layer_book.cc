@@ -10,6 +10,20 @@ absl::StatusOr<std::vector<std::string>> StoreHotLayerBook::ListJson() {
   return out;
 }
 
+absl::StatusOr<HotLayerBook::Totals> StoreHotLayerBook::Count() {
+  absl::StatusOr<std::vector<HotLayerRecord>> all = store_.List();
+  if (!all.ok()) return all.status();
+  Totals t;
+  for (const HotLayerRecord& r : *all) {
+    for (const HotLayerVersion& v : r.versions) {
+      if (v.state == HotState::kBuilding) continue;
+      ++t.versions;
+      t.bytes += v.bytes;
+    }
+  }
+  return t;
+}
+
 absl::StatusOr<std::string> StoreHotLayerBook::PromoteJson(const std::string& image) {
   absl::StatusOr<Profile> profile = profiles_.Find(image);
   if (!profile.ok()) return profile.status();

@@ -21,6 +21,7 @@ class StoreHotLayerBook : public HotLayerBook {
 
   absl::StatusOr<std::vector<std::string>> ListJson() override;
   absl::StatusOr<std::string> PromoteJson(const std::string& image) override;
+  absl::StatusOr<Totals> Count() override;
 
  private:
   HotLayerStore& store_;

@@ -248,6 +248,9 @@ ndt_wait_until 30 "the app's layers on the slow tier" app_layers_slow
 assert_grep "layers demoted: the hot layer holds their hot files\" hot_layer=$HOT_ID to_slow=$fast_at_pull pinned_fast=0" \
   "$NDOCKER_LOG" "the daemon demoted the $fast_at_pull layers the pull had put on fast"
 [[ -d "$(ndocker_tier_dir fast)/hot/$HOT_ID" ]] || ndt_fail "the hot layer is not on the fast tier any more"
+hot_total=$(ndockerctlw hot ls --json | jq -s '[.[].versions[] | select(.state != "building") | .bytes] | add')
+assert_grep "^hot layers on fast: [0-9]+ \(.*\), counted against its budget$" <(ndockerctlw status) \
+  "ndockerctl status shows the hot layers ($hot_total bytes)"
 ndt_pass "demoted: $fast_at_pull of 3 layers fast -> slow; the hot layer ($(jq -r .bytes "$HOT_JSON") bytes) stays on fast"
 
 ndt_step "remove the containers and the pod through CRI; nothing stays mounted"
