@@ -345,12 +345,24 @@ int Run(int argc, char** argv) {
           spdlog::warn("msg=\"cleanup after dropping hot layers failed\" error={}", Q(s.message()));
         }
       };
+      std::string why;
+      if (!data_only.ok()) {
+        why = std::string(data_only.status().message());
+      } else if (!*data_only) {
+        why = "the kernel has no data-only lower layers (Linux < 6.5): containers mount their layer chain";
+      } else {
+        why = "the kernel follows metacopy stubs into data-only lower layers";
+        for (Tier t : {Tier::kFast, Tier::kSlow}) {
+          absl::StatusOr<bool> nested = hbcsa::OnOverlayfs((*core)->layout().TierRoot(t));
+          if (!nested.ok() || *nested) {
+            why = absl::StrCat("the ", TierName(t), " tier is on an overlayfs (or unreadable): a container over a "
+                               "hot layer would pass the kernel's overlay stacking limit");
+            data_only = false;
+          }
+        }
+      }
       wiring.mount_stacks = data_only.ok() && *data_only;
-      spdlog::info("msg=\"hot layers\" mounted={} why={}", wiring.mount_stacks,
-                   Q(data_only.ok() ? (*data_only ? "the kernel follows metacopy stubs into data-only lower layers"
-                                                  : "the kernel has no data-only lower layers (Linux < 6.5): "
-                                                    "containers mount their layer chain")
-                                    : std::string(data_only.status().message())));
+      spdlog::info("msg=\"hot layers\" mounted={} why={}", wiring.mount_stacks, Q(why));
       const bool can_mount = wiring.mount_stacks;
       hot_stacks->Attach(std::move(wiring));
       if (absl::StatusOr<hbcsa::HotReapReport> r = hot_stacks->Reconcile(); !r.ok()) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +76,13 @@ absl::StatusOr<bool> DataOnlyLowerLayersSupported(const std::string& scratch_dir
   NDOCKER_RETURN_IF_ERROR(m->Unmount());
   if (!got.ok()) return false;  // the kernel mounted it but cannot follow the redirect
   return *got == payload;
+}
+
+absl::StatusOr<bool> OnOverlayfs(const std::string& path) {
+  constexpr long kOverlayfsMagic = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC
+  struct statfs fs;
+  if (::statfs(path.c_str(), &fs) != 0) return LastErrnoStatus("statfs", path);
+  return static_cast<long>(fs.f_type) == kOverlayfsMagic;
 }
 
 }  // namespace ndocker::hbcsa

@@ -23,4 +23,10 @@ std::string DataOnlyOverlayOptions(const std::string& meta_dir,
 // run (not root, scratch_dir without trusted xattrs...).
 absl::StatusOr<bool> DataOnlyLowerLayersSupported(const std::string& scratch_dir);
 
+// Whether `path` lies on an overlayfs. A hot layer's mount over layers on an
+// overlayfs (a daemon in a container) would be nested twice, and a
+// container's overlay on top of it once more: past the kernel's stacking
+// limit of two, so the container's mount would fail.
+absl::StatusOr<bool> OnOverlayfs(const std::string& path);
+
 }  // namespace ndocker::hbcsa
