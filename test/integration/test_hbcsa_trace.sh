@@ -521,6 +521,11 @@ assert_eq "600 app data a" "$(exec_out /bin/sh -c 'stat -c %a /app/data/a; /usr/
 assert_eq "decoy y: never opened" "$(cat "$UPPER/app/decoy/y")" "t-hot: a chmod copied the stub's file up with its data"
 assert_eq "" "$(getfattr -R -d -m 'trusted\.overlay\.(metacopy|redirect)' --absolute-names "$UPPER" 2>/dev/null)" \
   "t-hot: no metacopy or redirect xattr in the container's upper dir"
+# The daemon restarts while t-hot runs on the hot layer: the hot layer stays
+# mounted (a snapshot records it) and the container keeps reading through it.
+ndocker_restart
+mountpoint -q "$STACK" || ndt_fail "hot layer $HID unmounted by a daemon restart while t-hot runs on it"
+assert_eq "app data c" "$(exec_out /usr/bin/cat /app/data/c)" "t-hot reads /app/data/c after a daemon restart"
 ctr_remove_container t-hot >/dev/null
 ndt_pass "t-hot on hot layer $HID: image content, plain copy-ups"
 
