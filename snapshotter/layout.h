@@ -8,6 +8,9 @@
 //   <tier>/staging/<id>-<gen>-XXXXXX copies being built (migration); never live
 //   <fast>/hot/<id>                  HBCSA hot layers (hbcsa/promoter/hot_layer_store.h
 //                                    owns them; the core never looks inside)
+//   <root>/hot-mounts/<id>           mount points of hot layers in use as shared lowers
+//                                    (hbcsa/promoter/hot_stacks.h; the core records only
+//                                    the id, snapshotter/shared_lower.h)
 #pragma once
 
 #include <cstdint>

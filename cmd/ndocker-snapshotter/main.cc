@@ -330,14 +330,15 @@ int Run(int argc, char** argv) {
       absl::StatusOr<bool> data_only = hbcsa::DataOnlyLowerLayersSupported((*core)->layout().TierRoot(Tier::kFast));
       hbcsa::HotStackWiring wiring;
       wiring.store = hot_layers.get();
-      wiring.in_use = [core_ptr]() -> absl::StatusOr<absl::flat_hash_set<uint64_t>> {
+      wiring.in_use = [core_ptr]() -> absl::StatusOr<hbcsa::StackUse> {
         absl::StatusOr<std::vector<SnapshotEntry>> entries = core_ptr->Entries();
         if (!entries.ok()) return entries.status();
-        absl::flat_hash_set<uint64_t> ids;
+        hbcsa::StackUse use;
         for (const SnapshotEntry& e : *entries) {
-          if (e.record.shared_lower != 0) ids.insert(e.record.shared_lower);
+          if (e.record.shared_lower != 0) use.versions.insert(e.record.shared_lower);
+          if (!e.record.retired.empty()) use.layers_with_retired_copies.insert(e.record.id);
         }
-        return ids;
+        return use;
       };
       wiring.release_fast_bytes = [core_ptr](int64_t bytes) { core_ptr->ReleaseFastBytes(bytes); };
       wiring.stacks_dropped = [core_ptr] {

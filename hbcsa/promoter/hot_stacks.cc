@@ -156,7 +156,6 @@ void HotStacks::Settled(uint64_t id) {
     if (--it->second > 0) return;
     pending_.erase(it);
   }
-  ReapSoon();  // a failed Prepare may have been its last user
 }
 
 absl::StatusOr<std::string> HotStacks::Path(uint64_t id) {
@@ -246,23 +245,26 @@ absl::StatusOr<HotReapReport> HotStacks::Reap() {
   // Held from reading the records on: a Prepare that is handed a version
   // after that waits, and one handed a version before is pending here.
   absl::MutexLock lock(&mount_mu_);
-  absl::StatusOr<absl::flat_hash_set<uint64_t>> in_use = w.in_use();
-  if (!in_use.ok()) return in_use.status();
+  absl::StatusOr<StackUse> use = w.in_use();
+  if (!use.ok()) return use.status();
   absl::StatusOr<std::vector<HotLayerRecord>> records = w.store->List();
   if (!records.ok()) return records.status();
   absl::StatusOr<std::vector<MountInfoEntry>> mounts = ReadMountInfo();
   if (!mounts.ok()) return mounts.status();
+  const absl::flat_hash_set<uint64_t>* in_use = &use->versions;
   for (const HotLayerRecord& r : *records) {
     for (const HotLayerVersion& v : r.versions) {
       if (v.state == HotState::kBuilding) continue;
       const bool used =
           in_use->contains(v.id) || pending_.contains(v.id) || StackInUse(*mounts, MountPointOf(v.id));
       if (v.state == HotState::kReady) {
-        // Unmounted when unused, mounted again by the next container: a
-        // mounted stack pins the copies of the layers it names, which the
-        // mover could otherwise retire and free.
+        // Kept mounted for the next container unless it holds a copy the
+        // mover retired; then unmounted once unused and made again, over
+        // the new copies, by the next container.
+        bool pins = false;
+        for (const HotLayerSource& l : v.layers) pins = pins || use->layers_with_retired_copies.contains(l.snapshot_id);
         absl::StatusOr<bool> mounted = IsMounted(MountPointOf(v.id));
-        if (used || !mounted.ok() || !*mounted) continue;
+        if (used || !pins || !mounted.ok() || !*mounted) continue;
         if (absl::Status s = Unmount(v.id); !s.ok()) {
           spdlog::warn("msg=\"unused hot layer not unmounted\" hot_layer={} error={}", v.id, Q(s.message()));
           continue;
@@ -297,13 +299,13 @@ absl::StatusOr<HotReapReport> HotStacks::Reap() {
 absl::StatusOr<HotReapReport> HotStacks::Reconcile() {
   const HotStackWiring w = Wiring();
   if (w.store == nullptr) return HotReapReport{};
-  absl::StatusOr<absl::flat_hash_set<uint64_t>> in_use = w.in_use();
-  if (!in_use.ok()) return in_use.status();
+  absl::StatusOr<StackUse> use = w.in_use();
+  if (!use.ok()) return use.status();
   absl::StatusOr<std::vector<HotLayerRecord>> records = w.store->List();
   if (!records.ok()) return records.status();
   {
     absl::MutexLock lock(&mount_mu_);
-    for (uint64_t id : *in_use) {
+    for (uint64_t id : use->versions) {
       const HotLayerVersion* v = FindVersion(*records, id);
       if (v == nullptr) continue;  // Mounts falls back to the chain for it
       if (absl::StatusOr<std::string> mp = EnsureMounted(w, *v); !mp.ok()) {

@@ -6,9 +6,10 @@
 // sees this mount as a user of each of them). A container on the image's top
 // layer then gets a plain overlay with that mount point as its only lowerdir.
 //
-// A ready version's mount is taken down when no snapshot record, pending
-// Prepare or mount uses it (it pins the layer copies it names, which the
-// mover may want to free), and made again for the next container.
+// A ready version's mount stays for the image's next containers, unless it
+// pins an old copy the mover retired (a demotion): then it is taken down
+// when no snapshot record, pending Prepare or mount uses it, and made again
+// over the new copies for the next container.
 // A version goes when it is retired (a newer one is ready, or the image's
 // top layer was removed), no snapshot record names it, no mount uses its
 // mount point, and it was not just handed out to a Prepare that has not
@@ -43,10 +44,17 @@ struct HotStacksOptions {
   std::function<std::string(uint64_t snapshot_id)> layer_path;
 };
 
+// What the core's records say, read for each reap.
+struct StackUse {
+  absl::flat_hash_set<uint64_t> versions;  // named by snapshots (SnapshotRecord::shared_lower)
+  // Committed snapshots with old copies the mover retired, which a mounted
+  // stack naming them keeps from being deleted.
+  absl::flat_hash_set<uint64_t> layers_with_retired_copies;
+};
+
 struct HotStackWiring {
   HotLayerStore* store = nullptr;
-  // Which versions snapshot records name (SnapshotRecord::shared_lower).
-  std::function<absl::StatusOr<absl::flat_hash_set<uint64_t>>()> in_use;
+  std::function<absl::StatusOr<StackUse>()> in_use;
   std::function<void(int64_t bytes)> release_fast_bytes;
   // After a reap dropped versions or unmounted unused ones.
   std::function<void()> stacks_dropped;
@@ -57,7 +65,7 @@ struct HotStackWiring {
 
 struct HotReapReport {
   std::vector<uint64_t> dropped;
-  std::vector<uint64_t> unmounted;  // ready, but nothing used their mount
+  std::vector<uint64_t> unmounted;  // ready, unused, and holding retired layer copies
   std::vector<uint64_t> kept_in_use;  // retired, still used by a record or a mount
 };
 

@@ -41,6 +41,19 @@
 #   ndocker-predict  the same with LASS policy predict
 #   ndocker-ldl-ctrdslow  ndocker-ldl with containerd's root on the slow tier,
 #                  as overlay-slow ("Docker") has it
+#   ndocker-hbcsa  ndocker-ldl-ctrdslow with HBCSA part 2: the image's first
+#                  start is traced (not measured: a node pays it once per
+#                  image), the daemon builds its hot layer on the fast tier and
+#                  demotes its layers to slow ([hbcsa] promote = "after-trace",
+#                  demote = true); cold and warm starts are then measured on
+#                  the hot layer. fast_layer_share counts the hot layer as fast.
+#                  Container rootfs (the writable upper, written at start) on
+#                  the fast tier (NDB_HBCSA_CONTAINER_TIER=slow to change).
+#                  fast_bytes is allocated bytes here (du -sB1): the hot
+#                  layer's metacopy stubs are sparse files of the real size.
+#   ndocker-hbcsa-ctrdfast  the same with containerd's root (content store,
+#                  metadata) on the fast tier, as overlay-fast has it;
+#                  fast_bytes then includes the content store
 #   NDB_NDOCKER_EXTRA_CONFIG: TOML appended to the LASS configs' ndocker
 #   config, e.g. "[tiers.slow]" and "flush_on_commit = true" on two lines
 #
@@ -127,6 +140,8 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
 # Containers just removed may be garbage-collected while du walks: tolerate it.
 bytes_of() { if [[ -d "$1" ]]; then { du -sb "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
+# alloc_of DIR: allocated bytes (sparse files count what they hold).
+alloc_of() { if [[ -d "$1" ]]; then { du -sB1 "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
 
 # hdd_stat KEY: a counter of the HDD emulator (empty when unavailable).
 hdd_stat() { [[ -r "${NDOCKER_BENCH_HDD_STATS:-}" ]] && awk -v k="$1" '$1 == k { print $2 }' "$NDOCKER_BENCH_HDD_STATS"; }
@@ -213,7 +228,8 @@ measure() {
     ndocker-fast) sn=ndocker home_tier=$fast_dir ;;
     ndocker-slow-rootfast) sn=ndocker home_tier=$slow_dir ;;
     ndocker-ldl | ndocker-predict) sn=ndocker home_tier=$fast_dir ;;
-    ndocker-ldl-ctrdslow) sn=ndocker home_tier=$slow_dir ;;
+    ndocker-ldl-ctrdslow | ndocker-hbcsa) sn=ndocker home_tier=$slow_dir ;;
+    ndocker-hbcsa-ctrdfast) sn=ndocker home_tier=$fast_dir ;;
     *) ndt_fail "unknown configuration $cfg" ;;
   esac
   local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
@@ -241,6 +257,11 @@ measure() {
         local policy=${cfg#ndocker-}
         printf '[placement]\ncontainer_tier = "slow"\n[lass]\npolicy = "%s"\ncontainerd_root = "%s"\n%s\n' \
           "${policy%-ctrdslow}" "$home/containerd" "${NDB_NDOCKER_EXTRA_CONFIG:-}" >"$nd_config" ;;
+      ndocker-hbcsa | ndocker-hbcsa-ctrdfast)
+        nd_root=$fast_home/ndocker tier=fast
+        printf '[placement]\ncontainer_tier = "%s"\n[lass]\npolicy = "ldl"\ncontainerd_root = "%s"\n[hbcsa]\npromote = "after-trace"\ndemote = true\n%s\n' \
+          "${NDB_HBCSA_CONTAINER_TIER:-fast}" \
+          "$home/containerd" "${NDB_NDOCKER_EXTRA_CONFIG:-}" >"$nd_config" ;;
       *)
         printf '[placement]\ncontainer_tier = "%s"\n[lass]\nenabled = false\n' "$tier" >"$nd_config" ;;
     esac
@@ -279,6 +300,24 @@ measure() {
       local d
       for d in "$slow_dir" "$fast_dir"; do fsfreeze -f "$d" && fsfreeze -u "$d"; done
     fi
+    if [[ $cfg == ndocker-hbcsa* ]]; then
+      local first
+      drop_caches
+      read -r first _s _m < <(time_start "$sn" "$ref" "trace-$round-$img" "$probe" "$budget")
+      ndt_log "$img: first (traced) start ${first}s; waiting for its hot layer and the demotion"
+      hot_ready() { "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls --json | jq -e 'select(.versions[]?.state == "ready")' >/dev/null; }
+      no_fast_layers() {
+        "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" ls --json |
+          jq -e -s '[.[] | select(.kind == "committed" and .tier == "fast")] | length == 0' >/dev/null
+      }
+      ndt_wait_until 120 "the hot layer of $img" hot_ready
+      ndt_wait_until 300 "the demotion of $img's layers" no_fast_layers
+      # The fast copies go once no mount can use them (the traced container
+      # held them): at the daemon's next reap, within reap_interval_seconds.
+      no_retired_fast() { ! "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" status | grep -q '^retired copies on fast'; }
+      ndt_wait_until 90 "the demoted layers' fast copies to go" no_retired_fast
+      "$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" hot ls >&2
+    fi
     drop_caches
     read -r cold cold_seeks cold_read_mb < <(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget" \
       ${trace_cold:+"$trace_cold/$round-$img-$cfg"})
@@ -297,10 +336,13 @@ measure() {
     *)
       local lf ls
       lf=$(bytes_of "$fast_home/fast/snapshots") ls=$(bytes_of "$slow_home/slow/snapshots")
+      # The hot layer is the image's fast-tier share under HBCSA.
+      lf=$((lf + $(alloc_of "$fast_home/fast/hot")))
       share=$(awk -v f="$lf" -v s="$ls" 'BEGIN { if (f + s > 0) printf "%.3f", f / (f + s) }') ;;
   esac
   fast_bytes=$(bytes_of "$fast_home")
   slow_bytes=$(bytes_of "$slow_home")
+  [[ $cfg == ndocker-hbcsa* ]] && fast_bytes=$(alloc_of "$fast_home")
   printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
     "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
     "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" "$share" | tee -a "$csv"

@@ -16,6 +16,7 @@
 #include "hbcsa/promoter/data_only_layers.h"
 #include "hbcsa/promoter/hot_stacks.h"
 #include "hbcsa/promoter/promoter.h"
+#include "test/unit/file_util.h"
 #include "test/unit/temp_dir.h"
 
 namespace ndocker::hbcsa {
@@ -54,15 +55,8 @@ TEST_CASE("StackInUse: overlays and bind mounts of a stack use it, the stack its
   CHECK_FALSE(StackInUse({root, stack, other}, mp));
 }
 
-void Write(const std::string& path, const std::string& data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path) << data;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::ReadText;
+using testing::WriteText;
 
 bool Mounted(const std::string& path) {
   struct stat a, b;
@@ -87,14 +81,15 @@ struct Rig {
   std::unique_ptr<Promoter> promoter;
   std::unique_ptr<HotStacks> stacks;
   absl::flat_hash_set<uint64_t> in_use;
+  absl::flat_hash_set<uint64_t> retired_copies;  // layers the mover moved
   int64_t released = 0;
   int dropped_calls = 0;
   std::vector<std::string> extra_mounts;
 
   Rig() {
-    Write(l1 + "/bin/app", "app binary");
-    Write(l1 + "/usr/share/doc/big", std::string(10000, 'x'));
-    Write(l2 + "/etc/conf", "top conf");
+    WriteText(l1 + "/bin/app", "app binary");
+    WriteText(l1 + "/usr/share/doc/big", std::string(10000, 'x'));
+    WriteText(l2 + "/etc/conf", "top conf");
     fs::create_directories(root / "metadata");
     auto m = MetaStore::Open(root / "metadata");
     REQUIRE(m.ok());
@@ -118,7 +113,7 @@ struct Rig {
     stacks = std::make_unique<HotStacks>(std::move(o));
     HotStackWiring w;
     w.store = store.get();
-    w.in_use = [this]() -> absl::StatusOr<absl::flat_hash_set<uint64_t>> { return in_use; };
+    w.in_use = [this]() -> absl::StatusOr<StackUse> { return StackUse{in_use, retired_copies}; };
     w.release_fast_bytes = [this](int64_t b) { released += b; };
     w.stacks_dropped = [this] { ++dropped_calls; };
     stacks->Attach(std::move(w));
@@ -183,9 +178,9 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   REQUIRE(Mounted(got->path));
   // The image's merged view: hot data, the top layer's file, a stub's data
   // through its redirect into a data-only layer.
-  CHECK(Slurp(got->path + "/bin/app") == "app binary");
-  CHECK(Slurp(got->path + "/etc/conf") == "top conf");
-  CHECK(Slurp(got->path + "/usr/share/doc/big") == std::string(10000, 'x'));
+  CHECK(ReadText(got->path + "/bin/app") == "app binary");
+  CHECK(ReadText(got->path + "/etc/conf") == "top conf");
+  CHECK(ReadText(got->path + "/usr/share/doc/big") == std::string(10000, 'x'));
   CHECK(::access((got->path + "/bin/new").c_str(), F_OK) != 0);
   CHECK(::mkdir((got->path + "/x").c_str(), 0755) != 0);  // read-only
   CHECK(errno == EROFS);
@@ -207,7 +202,7 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   const std::string opts = "lowerdir=" + got->path + ",upperdir=" + upper + ",workdir=" + work;
   REQUIRE(::mount("overlay", merged.c_str(), "overlay", 0, opts.c_str()) == 0);
   rig.extra_mounts.push_back(merged);
-  CHECK(Slurp(merged + "/usr/share/doc/big") == std::string(10000, 'x'));
+  CHECK(ReadText(merged + "/usr/share/doc/big") == std::string(10000, 'x'));
   r = rig.stacks->Reap();
   REQUIRE(r.ok());
   CHECK(r->kept_in_use == std::vector<uint64_t>{v1.id});
@@ -225,18 +220,26 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   CHECK(rig.dropped_calls == 1);
   CHECK(rig.Versions() == std::vector<uint64_t>{v2.id});
 
-  // A ready version's mount with no user goes (it pins its layers' copies);
-  // the next container mounts it again.
+  // A ready version's mount stays for the next container, also unused...
   got = rig.stacks->ForParent(kTopId);
   REQUIRE(got.has_value());
   CHECK(got->id == v2.id);
   rig.in_use.insert(v2.id);
   rig.stacks->Settled(v2.id);
+  rig.retired_copies.insert(kBottomId);  // the mover moved a layer it names
   r = rig.stacks->Reap();
   REQUIRE(r.ok());
-  CHECK(r->unmounted.empty());
+  CHECK(r->unmounted.empty());  // in use
   CHECK(Mounted(got->path));
   rig.in_use.clear();
+  rig.retired_copies.clear();
+  r = rig.stacks->Reap();
+  REQUIRE(r.ok());
+  CHECK(r->unmounted.empty());  // unused, but it pins no retired copy
+  CHECK(Mounted(got->path));
+  // ... unless it holds a copy the mover retired: then it goes, and the next
+  // container mounts it again (over the new copies).
+  rig.retired_copies.insert(kBottomId);
   r = rig.stacks->Reap();
   REQUIRE(r.ok());
   CHECK(r->unmounted == std::vector<uint64_t>{v2.id});
@@ -255,7 +258,7 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   absl::StatusOr<std::string> path = rig.stacks->Path(v2.id);
   REQUIRE(path.ok());
   CHECK(Mounted(*path));
-  CHECK(Slurp(*path + "/etc/conf") == "top conf");
+  CHECK(ReadText(*path + "/etc/conf") == "top conf");
   CHECK(absl::IsNotFound(rig.stacks->Path(v1.id).status()));
 
   // The image's top layer is removed: its hot layer is retired and, unused,

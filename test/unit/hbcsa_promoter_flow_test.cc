@@ -11,6 +11,7 @@
 
 #include "hbcsa/promoter/promoter.h"
 #include "hbcsa/promoter/xattrs.h"
+#include "test/unit/file_util.h"
 #include "test/unit/temp_dir.h"
 
 namespace ndocker::hbcsa {
@@ -22,15 +23,8 @@ const std::string kImage = "sha256:" + std::string(64, 'a');
 const std::string kTop = "sha256:" + std::string(64, '2');
 const std::string kBottom = "sha256:" + std::string(64, '1');
 
-void Write(const std::string& path, const std::string& data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path) << data;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::ReadText;
+using testing::WriteText;
 
 struct Rig {
   testing::TempDir root;
@@ -43,11 +37,11 @@ struct Rig {
   int move_after_read = -1;  // the chain read at which the top layer "moves"
 
   Rig() {
-    Write(l1 + "/bin/app", "app binary");
-    Write(l1 + "/etc/conf", "bottom conf");
-    Write(l1 + "/usr/share/doc/big", std::string(10000, 'x'));
-    Write(l2 + "/etc/conf", "top conf");
-    Write(l2 + "/srv/data", "data");
+    WriteText(l1 + "/bin/app", "app binary");
+    WriteText(l1 + "/etc/conf", "bottom conf");
+    WriteText(l1 + "/usr/share/doc/big", std::string(10000, 'x'));
+    WriteText(l2 + "/etc/conf", "top conf");
+    WriteText(l2 + "/srv/data", "data");
     fs::create_directories(root / "metadata");
     auto m = MetaStore::Open(root / "metadata");
     REQUIRE(m.ok());
@@ -100,8 +94,8 @@ TEST_CASE("Promoter: the profile's files carry data, the rest are stubs, one ver
   CHECK(v->bytes > 0);
   CHECK(v->layers.size() == 2);
   const std::string dir = rig.store->DirOf(v->id);
-  CHECK(Slurp(dir + "/bin/app") == "app binary");
-  CHECK(Slurp(dir + "/etc/conf") == "top conf");  // the merged view's file
+  CHECK(ReadText(dir + "/bin/app") == "app binary");
+  CHECK(ReadText(dir + "/etc/conf") == "top conf");  // the merged view's file
   CHECK_FALSE(GetXattr(dir + "/bin/app", "trusted.overlay.metacopy")->has_value());
   CHECK(GetXattr(dir + "/usr/share/doc/big", "trusted.overlay.metacopy")->has_value());
   CHECK(fs::file_size(dir + "/usr/share/doc/big") == 10000);
@@ -118,7 +112,7 @@ TEST_CASE("Promoter: the profile's files carry data, the rest are stubs, one ver
   CHECK(v2->Current()->id != v->id);
   CHECK(v2->versions.front().state == HotState::kRetired);
   CHECK(fs::exists(dir));
-  CHECK(Slurp(rig.store->DirOf(v2->Current()->id) + "/srv/data") == "data");
+  CHECK(ReadText(rig.store->DirOf(v2->Current()->id) + "/srv/data") == "data");
 }
 
 TEST_CASE("Promoter: a layer moved during the build, or a chain not held, records nothing",

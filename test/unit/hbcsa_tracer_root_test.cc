@@ -26,6 +26,7 @@
 #include "hbcsa/tracer/fanotify_group.h"
 #include "hbcsa/tracer/layer_path.h"
 #include "hbcsa/tracer/tracer.h"
+#include "test/unit/file_util.h"
 #include "test/unit/temp_dir.h"
 
 namespace ndocker::hbcsa {
@@ -36,15 +37,8 @@ using ndocker::testing::TempDir;
 
 bool Verbose() { return std::getenv("NDOCKER_TRACER_VERBOSE") != nullptr; }
 
-void Write(const std::string& path, const std::string& data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path) << data;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using testing::ReadText;
+using testing::WriteText;
 
 class CollectSink : public TraceSink {
  public:
@@ -90,14 +84,14 @@ struct Rig {
     for (const std::string& d : {l1, l2, up, work, merged}) fs::create_directories(d);
     fs::create_directories(l1 + "/bin");
     fs::copy_file("/bin/busybox", l1 + "/bin/busybox");
-    Write(l1 + "/etc/a", "a");
-    Write(l1 + "/etc/b", "b");
-    Write(l1 + "/etc/c", "hidden by L2");
-    Write(l1 + "/decoy/x", "x");
-    Write(l1 + "/decoy/y", "y");
-    Write(l2 + "/etc/c", "c from L2");
-    Write(l2 + "/data/d", "d");
-    Write(l2 + "/decoy/z", "z");
+    WriteText(l1 + "/etc/a", "a");
+    WriteText(l1 + "/etc/b", "b");
+    WriteText(l1 + "/etc/c", "hidden by L2");
+    WriteText(l1 + "/decoy/x", "x");
+    WriteText(l1 + "/decoy/y", "y");
+    WriteText(l2 + "/etc/c", "c from L2");
+    WriteText(l2 + "/data/d", "d");
+    WriteText(l2 + "/decoy/z", "z");
   }
   void MountOverlay() {
     const std::string opts =
@@ -170,18 +164,18 @@ TEST_CASE("Tracer on a real overlay: filesystem mark on the tier placed before t
     // A "hook" on the host (another process: the tracer ignores its own
     // daemon's opens) reads through the rootfs mount before the process runs.
     hook_pid = ::fork();
-    if (hook_pid == 0) ::_exit(Slurp(rig.merged + "/etc/b") == "b" ? 0 : 1);
+    if (hook_pid == 0) ::_exit(ReadText(rig.merged + "/etc/b") == "b" ? 0 : 1);
     int hook_status = 0;
     REQUIRE(::waitpid(hook_pid, &hook_status, 0) == hook_pid);
     CHECK((WIFEXITED(hook_status) && WEXITSTATUS(hook_status) == 0));
     // The host reads a tier file directly: a host mount, not the container's.
-    CHECK(Slurp(rig.l1 + "/decoy/x") == "x");
+    CHECK(ReadText(rig.l1 + "/decoy/x") == "x");
 
     const int rc = RunContained(
         cgroup, rig.merged,
         "/bin/busybox cat /etc/a /etc/c /data/d > /out && /bin/busybox cat /out > /out2");
     CHECK(rc == 0);
-    CHECK(Slurp(rig.up + "/out2") == "ac from L2d");
+    CHECK(ReadText(rig.up + "/out2") == "ac from L2d");
 
     std::optional<Trace> trace = sink.WaitFor(container, std::chrono::seconds(10));
     if (!trace) {
