@@ -234,6 +234,7 @@ int Run(int argc, char** argv) {
     hbcsa::HotStacksOptions hso;
     hso.mount_dir = config.root + "/hot-mounts";
     hso.layer_path = [layout = Layout(config.root, "", "")](uint64_t id) { return layout.LinkPath(id); };
+    hso.reap_interval = absl::Seconds(config.reap_interval_seconds);
     hot_stacks = std::make_shared<hbcsa::HotStacks>(std::move(hso));
     options.shared_lowers = hot_stacks;
   }

@@ -149,13 +149,9 @@ std::optional<SharedLower> HotStacks::ForParent(uint64_t parent_id) {
 }
 
 void HotStacks::Settled(uint64_t id) {
-  {
-    absl::MutexLock lock(&mount_mu_);
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    if (--it->second > 0) return;
-    pending_.erase(it);
-  }
+  absl::MutexLock lock(&mount_mu_);
+  auto it = pending_.find(id);
+  if (it != pending_.end() && --it->second == 0) pending_.erase(it);
 }
 
 absl::StatusOr<std::string> HotStacks::Path(uint64_t id) {
@@ -193,7 +189,9 @@ void HotStacks::ReaperLoop() {
     {
       absl::MutexLock lock(&work_mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_) { return stopping_ || reap_wanted_; };
-      work_mu_.Await(absl::Condition(&ready));
+      // Also now and then: a layer migrated under an idle mounted stack
+      // (ndockerctl migrate) sends no event, and its old copy waits for this.
+      work_mu_.AwaitWithTimeout(absl::Condition(&ready), options_.reap_interval);
       if (stopping_) return;
       reap_wanted_ = false;
       tops.swap(removed_tops_);

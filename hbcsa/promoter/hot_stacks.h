@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "hbcsa/promoter/hot_layer_store.h"
 #include "snapshotter/mountinfo.h"
 #include "snapshotter/shared_lower.h"
@@ -42,6 +43,8 @@ struct HotStacksOptions {
   // The path a data-only layer is named by: the core's short link of a
   // committed snapshot (Layout::LinkPath).
   std::function<std::string(uint64_t snapshot_id)> layer_path;
+  // The background reaper also runs this often without an event.
+  absl::Duration reap_interval = absl::Seconds(30);
 };
 
 // What the core's records say, read for each reap.

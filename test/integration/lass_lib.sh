@@ -48,6 +48,9 @@ lass_config_write() {
       [[ -n "$root" ]] && printf 'containerd_root = "%s"\n' "$root"
       printf 'max_concurrent_downloads = %s\n' "$mcd"
     fi
+    # Placement is what these tests check: no hot layer build and demotion
+    # after a container's trace may move layers behind their back.
+    printf '\n[hbcsa]\npromote = "manual"\n'
   } >"$file"
 }
 

@@ -594,10 +594,14 @@ ndocker_start() {
   NDOCKER_ARGS=("$@")
   # Never pick up a host config (/etc/ndocker-snapshotter/config.toml) or
   # follow the host's containerd: unless the caller passes --config, LASS
-  # follows this test's containerd and everything else is default. Debug logs
-  # help bug reports.
+  # follows this test's containerd and everything else is default, except
+  # that hot layers are built only on request: a build and demotion after a
+  # container's trace run in the background and would move layers and change
+  # mounts behind a test's back (the tests of hot layers choose themselves).
+  # Debug logs help bug reports.
   if [[ " $* " != *" --config "* && " $* " != *" --config="* ]]; then
-    printf '[lass]\ncontainerd_root = "%s"\n' "$(containerd_root_dir)" >"$NDT_WORKDIR/ndocker-config.toml"
+    printf '[lass]\ncontainerd_root = "%s"\n[hbcsa]\npromote = "manual"\n' "$(containerd_root_dir)" \
+      >"$NDT_WORKDIR/ndocker-config.toml"
     NDOCKER_ARGS+=(--config "$NDT_WORKDIR/ndocker-config.toml")
   fi
   if [[ " $* " != *" --log-level"* ]]; then NDOCKER_ARGS+=(--log-level "${NDT_NDOCKER_LOG_LEVEL:-debug}"); fi
