@@ -389,13 +389,18 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   return mounts;
 }
 
-absl::StatusOr<std::vector<Mount>> Snapshotter::MountsFor(const MetaTxn& txn,
-                                                          const SnapshotRecord& rec) {
+MountSpec Snapshotter::OwnMountSpec(const SnapshotRecord& rec) const {
   MountSpec spec;
   spec.kind = rec.kind;
   spec.fs = layout_.FsDir(rec.tier, rec.id, rec.generation);
   spec.work = layout_.WorkDir(rec.tier, rec.id, rec.generation);
   spec.index_off = index_off_;
+  return spec;
+}
+
+absl::StatusOr<std::vector<Mount>> Snapshotter::MountsFor(const MetaTxn& txn,
+                                                          const SnapshotRecord& rec) {
+  MountSpec spec = OwnMountSpec(rec);
   std::string next = rec.parent;
   while (!next.empty()) {
     auto p = txn.Get(next);
@@ -411,11 +416,7 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::MountsFor(const MetaTxn& txn,
 }
 
 std::vector<Mount> Snapshotter::MountsOverStack(const SnapshotRecord& rec, const std::string& stack) const {
-  MountSpec spec;
-  spec.kind = rec.kind;
-  spec.fs = layout_.FsDir(rec.tier, rec.id, rec.generation);
-  spec.work = layout_.WorkDir(rec.tier, rec.id, rec.generation);
-  spec.index_off = index_off_;
+  MountSpec spec = OwnMountSpec(rec);
   spec.parent_fs = {stack};
   spec.parent_links = {stack};
   return BuildMounts(spec);

@@ -18,6 +18,7 @@
 #include "snapshotter/fast_ledger.h"
 #include "snapshotter/id_allocator.h"
 #include "snapshotter/metastore.h"
+#include "snapshotter/mounts.h"
 #include "snapshotter/mover.h"
 #include "snapshotter/observer.h"
 #include "snapshotter/placement.h"
@@ -138,6 +139,8 @@ class Snapshotter {
 
   absl::StatusOr<std::vector<Mount>> Create(Kind kind, const std::string& key,
                                             const std::string& parent, const Labels& labels);
+  // The snapshot's own dirs in a mount spec; parents are the callers'.
+  MountSpec OwnMountSpec(const SnapshotRecord& rec) const;
   // Over the parent chain (a recorded shared lower is not looked at).
   absl::StatusOr<std::vector<Mount>> MountsFor(const MetaTxn& txn, const SnapshotRecord& rec);
   // Over the shared stack mounted at `stack`.

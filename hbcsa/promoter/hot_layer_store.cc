@@ -68,7 +68,7 @@ absl::StatusOr<HotLayerVersion> HotLayerStore::Begin(const std::string& image, c
                                                      std::vector<HotLayerSource> layers, absl::Time now) {
   if (absl::Status s = MakeDirs(hot_dir_, 0700); !s.ok()) return s;
   HotLayerVersion version;
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     HotLayerRecord r = loaded->value_or(HotLayerRecord{image, top_chain, {}});
@@ -101,7 +101,7 @@ absl::StatusOr<HotLayerRecord> HotLayerStore::Finish(const std::string& image, u
                                                      const BuildReport& report, int64_t bytes,
                                                      absl::Time now) {
   HotLayerRecord out;
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     HotLayerVersion* v = *loaded ? (*loaded)->Find(id) : nullptr;
@@ -132,7 +132,7 @@ absl::Status HotLayerStore::RemoveDir(uint64_t id) const {
 }
 
 absl::Status HotLayerStore::Abort(const std::string& image, uint64_t id) {
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     if (!*loaded) return absl::OkStatus();
@@ -145,7 +145,7 @@ absl::Status HotLayerStore::Abort(const std::string& image, uint64_t id) {
 }
 
 absl::Status HotLayerStore::Drop(const std::string& image, uint64_t id) {
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     HotLayerVersion* v = *loaded ? (*loaded)->Find(id) : nullptr;
@@ -163,7 +163,7 @@ absl::Status HotLayerStore::Drop(const std::string& image, uint64_t id) {
 
 absl::StatusOr<std::vector<uint64_t>> HotLayerStore::RetireImage(const std::string& image) {
   std::vector<uint64_t> retired;
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::optional<HotLayerRecord>> loaded = Load(txn, image);
     if (!loaded.ok()) return loaded.status();
     if (!*loaded) return absl::OkStatus();
@@ -190,7 +190,18 @@ absl::StatusOr<std::optional<HotLayerRecord>> HotLayerStore::Get(const std::stri
   return out;
 }
 
+absl::Status HotLayerStore::Write(const std::function<absl::Status(MetaTxn&)>& fn) {
+  absl::Status s = meta_.Update(fn);
+  writes_.fetch_add(1);
+  return s;
+}
+
 absl::StatusOr<std::vector<HotLayerRecord>> HotLayerStore::List() const {
+  const uint64_t at = writes_.load();
+  {
+    absl::MutexLock lock(&list_mu_);
+    if (listed_ && listed_at_ == at) return *listed_;
+  }
   std::vector<HotLayerRecord> out;
   absl::Status s = meta_.View([&](const MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::vector<HotLayerRecord>> all = LoadAll(txn);
@@ -199,13 +210,16 @@ absl::StatusOr<std::vector<HotLayerRecord>> HotLayerStore::List() const {
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
+  absl::MutexLock lock(&list_mu_);
+  listed_ = out;
+  listed_at_ = at;
   return out;
 }
 
 absl::StatusOr<HotRecovery> HotLayerStore::Recover() {
   HotRecovery report;
   std::set<uint64_t> kept;
-  absl::Status s = meta_.Update([&](MetaTxn& txn) -> absl::Status {
+  absl::Status s = Write([&](MetaTxn& txn) -> absl::Status {
     absl::StatusOr<std::vector<HotLayerRecord>> records = LoadAll(txn);
     if (!records.ok()) return records.status();
     for (HotLayerRecord& r : *records) {

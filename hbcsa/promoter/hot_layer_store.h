@@ -13,12 +13,15 @@
 // Thread-safe (LMDB serialises writers).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "hbcsa/promoter/hot_layer_record.h"
 #include "hbcsa/promoter/metadata_layer.h"
@@ -60,6 +63,9 @@ class HotLayerStore {
   absl::StatusOr<std::vector<uint64_t>> RetireImage(const std::string& image);
 
   absl::StatusOr<std::optional<HotLayerRecord>> Get(const std::string& image) const;
+  // Kept in memory between writes: it is read on every container Prepare
+  // and Mounts (hbcsa/promoter/hot_stacks.h). Hence one store object per
+  // metadata store: another one's writes would not invalidate it.
   absl::StatusOr<std::vector<HotLayerRecord>> List() const;
 
   // At start, before any build: see the file comment.
@@ -67,9 +73,16 @@ class HotLayerStore {
 
  private:
   absl::Status RemoveDir(uint64_t id) const;
+  // Every write goes through here: it invalidates List's copy after the
+  // transaction (a List that raced with it is read again next time).
+  absl::Status Write(const std::function<absl::Status(MetaTxn&)>& fn);
 
   MetaStore& meta_;
   const std::string hot_dir_;
+  std::atomic<uint64_t> writes_{1};
+  mutable absl::Mutex list_mu_;
+  mutable std::optional<std::vector<HotLayerRecord>> listed_ ABSL_GUARDED_BY(list_mu_);
+  mutable uint64_t listed_at_ ABSL_GUARDED_BY(list_mu_) = 0;
 };
 
 }  // namespace ndocker::hbcsa

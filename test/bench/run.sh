@@ -141,9 +141,10 @@ ndt_log "registry $NDB_REGISTRY, rate $NDB_RATE, tiers fast=$fast_dir slow=$slow
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
 # Containers just removed may be garbage-collected while du walks: tolerate it.
-bytes_of() { if [[ -d "$1" ]]; then { du -sb "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
+# -x: never into a mount below (a hot layer's mount shows its layers on slow).
+bytes_of() { if [[ -d "$1" ]]; then { du -xsb "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
 # alloc_of DIR: allocated bytes (sparse files count what they hold).
-alloc_of() { if [[ -d "$1" ]]; then { du -sB1 "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
+alloc_of() { if [[ -d "$1" ]]; then { du -xsB1 "$1" 2>/dev/null || true; } | tail -n 1 | cut -f1; else echo 0; fi; }
 
 # hdd_stat KEY: a counter of the HDD emulator (empty when unavailable).
 hdd_stat() { [[ -r "${NDOCKER_BENCH_HDD_STATS:-}" ]] && awk -v k="$1" '$1 == k { print $2 }' "$NDOCKER_BENCH_HDD_STATS"; }
@@ -350,7 +351,11 @@ measure() {
   esac
   fast_bytes=$(bytes_of "$fast_home")
   slow_bytes=$(bytes_of "$slow_home")
-  [[ $cfg == ndocker-hbcsa* ]] && fast_bytes=$(alloc_of "$fast_home")
+  if [[ $cfg == ndocker-hbcsa* ]]; then
+    fast_bytes=$(alloc_of "$fast_home")
+    # What the fast device holds, by part (allocated bytes).
+    ndt_log "$img $cfg fast device: $(cd "$fast_home" && du -xsB1 ndocker/* fast/* containerd/* 2>/dev/null | tr '\t\n' '= ' )"
+  fi
   printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
     "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
     "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" "$share" | tee -a "$csv"
