@@ -282,9 +282,6 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
   const Placement choice =
       FitFastFilesystem(FitToBudget(want, ledger_.budget(), ledger_.committed()), want.expected_bytes);
 
-  // The directory is built outside the metadata's write lock (the slow tier
-  // may be a disk), under an id no one else can ever get; Cleanup skips ids
-  // being created. A crash before the record commits leaves garbage only.
   // A shared stack for a container rootfs or a view on an image's top layer
   // (asked before any lock: the provider may mount it).
   std::optional<SharedLower> stack;
@@ -297,6 +294,9 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     if (stack) options_.shared_lowers->Settled(stack->id);
   };
 
+  // The directory is built outside the metadata's write lock (the slow tier
+  // may be a disk), under an id no one else can ever get; Cleanup skips ids
+  // being created. A crash before the record commits leaves garbage only.
   const uint64_t id = ids_.Allocate();
   {
     absl::MutexLock lock(&creating_mu_);
