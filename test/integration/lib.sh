@@ -698,6 +698,16 @@ ndocker_stop() { ndt__stop_pid "$NDOCKER_PID"; }
 ndocker_restart() {
   if kill -0 "$NDOCKER_PID" 2>/dev/null; then ndocker_stop; fi
   ndocker__launch
+  # A running containerd reconnects by itself, after a backoff (capped at
+  # 3 s); until then its calls to the snapshotter fail with "connection
+  # refused". Wait, so that the caller's next ctr command does not.
+  if [[ -n "${NDT_CTRD_PID:-}" ]] && kill -0 "$NDT_CTRD_PID" 2>/dev/null; then
+    ndt_wait_until 20 "containerd to reach the restarted snapshotter" ndocker__reachable_from_containerd
+  fi
+}
+
+ndocker__reachable_from_containerd() {
+  ctrw snapshots --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" ls >/dev/null 2>&1
 }
 
 # ndt__socket_accepts SOCK: a unix stream connect succeeds.
