@@ -110,6 +110,8 @@ layers_all_slow() {
 ndt_wait_until 60 "the demoted layers to reach the slow tier (the mover is throttled)" layers_all_slow
 echo "where the layers are now:"
 where_layers_went "$ref"
+echo "per image (ndockerctl images): state, hot layer, the image's layer bytes on fast and slow:"
+"$NDOCKERCTL_BIN" --address "$NDOCKER_SOCK" images | sed 's/^/  /'
 
 ndt_step "a new container of $ref runs on the hot layer (its rootfs: a plain overlay over the hot layer's read-only mount)"
 ctr_run --rm --snapshotter ndocker "$ref" quickstart1b /bin/sh -c 'echo "greeting: $(cat /etc/greeting)"; echo "/data holds: $(ls /data)"'

@@ -45,6 +45,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const ndocker::admin::v1
     out->set_bytes_copied(m.bytes_copied);
   }
   resp->set_bytes_migrated(health.bytes_migrated);
+  resp->set_bytes_demoted(health.bytes_demoted);
   for (const std::string& k : health.missing) resp->add_missing(k);
   return grpc::Status::OK;
 }
@@ -182,9 +183,13 @@ grpc::Status NoHotLayers() {
 grpc::Status AdminService::Promote(grpc::ServerContext*, const ndocker::admin::v1::PromoteRequest* req,
                                    ndocker::admin::v1::HotLayerResponse* resp) {
   if (!hot_) return NoHotLayers();
-  auto j = hot_->PromoteJson(req->image());
-  if (!j.ok()) return ToGrpcStatus(j.status());
-  resp->set_hot_json(*std::move(j));
+  absl::StatusOr<HotLayerBook::Promotion> p =
+      hot_->Promote(req->image(), HotLayerBook::PromoteOptions{req->keep_layers(), req->wait()});
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  resp->set_hot_json(std::move(p->hot_json));
+  for (std::string& k : p->demoted) resp->add_demoted(std::move(k));
+  for (std::string& k : p->pinned_fast) resp->add_pinned_fast(std::move(k));
+  resp->set_layers_kept_why(std::move(p->layers_kept_why));
   return grpc::Status::OK;
 }
 
@@ -194,6 +199,15 @@ grpc::Status AdminService::ListHotLayers(grpc::ServerContext*, const ndocker::ad
   auto all = hot_->ListJson();
   if (!all.ok()) return ToGrpcStatus(all.status());
   for (std::string& j : *all) resp->add_hot_json(std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListImages(grpc::ServerContext*, const ndocker::admin::v1::ListImagesRequest*,
+                                      ndocker::admin::v1::ListImagesResponse* resp) {
+  if (!hot_) return NoHotLayers();
+  auto all = hot_->ImagesJson();
+  if (!all.ok()) return ToGrpcStatus(all.status());
+  for (std::string& j : *all) resp->add_image_json(std::move(j));
   return grpc::Status::OK;
 }
 

@@ -27,13 +27,26 @@ class HotLayerBook {
  public:
   virtual ~HotLayerBook() = default;
   virtual absl::StatusOr<std::vector<std::string>> ListJson() = 0;
-  // Builds the image's hot layer from its current profile (blocking).
-  virtual absl::StatusOr<std::string> PromoteJson(const std::string& image) = 0;
+  struct PromoteOptions {
+    bool keep_layers = false;  // no demotion, whatever the daemon's policy
+    bool wait = false;         // return when the demoted layers have switched tiers
+  };
+  struct Promotion {
+    std::string hot_json;  // the image's hot layer record
+    std::vector<std::string> demoted;      // layer keys moved (or queued) to slow
+    std::vector<std::string> pinned_fast;  // kept on fast by the ndocker.tier label
+    std::string layers_kept_why;           // set when nothing was demoted on purpose
+  };
+  // Builds the image's hot layer from its current profile (blocking), then
+  // demotes its fast-tier layers.
+  virtual absl::StatusOr<Promotion> Promote(const std::string& image, const PromoteOptions& options) = 0;
   struct Totals {
     int64_t versions = 0;  // ready and retired
     int64_t bytes = 0;     // on the fast tier
   };
   virtual absl::StatusOr<Totals> Count() = 0;
+  // One JSON object per image (ndockerctl images).
+  virtual absl::StatusOr<std::vector<std::string>> ImagesJson() = 0;
 };
 
 class AdminService final : public ndocker::admin::v1::Admin::Service {
@@ -65,6 +78,8 @@ class AdminService final : public ndocker::admin::v1::Admin::Service {
                              ndocker::admin::v1::RemoveProfileResponse*) override;
   grpc::Status Promote(grpc::ServerContext*, const ndocker::admin::v1::PromoteRequest*,
                        ndocker::admin::v1::HotLayerResponse*) override;
+  grpc::Status ListImages(grpc::ServerContext*, const ndocker::admin::v1::ListImagesRequest*,
+                          ndocker::admin::v1::ListImagesResponse*) override;
   grpc::Status ListHotLayers(grpc::ServerContext*, const ndocker::admin::v1::ListHotLayersRequest*,
                              ndocker::admin::v1::ListHotLayersResponse*) override;
 

@@ -98,10 +98,37 @@ absl::Status ReadTier(const toml::table& root, const std::string& name, Config* 
   if (t == nullptr) return absl::OkStatus();
   const bool fast = name == "fast";
   NDOCKER_RETURN_IF_ERROR(CheckKeys(*t, absl::StrCat("[tiers.", name, "]"),
-                                    fast ? std::set<std::string>{"path", "budget"}
+                                    fast ? std::set<std::string>{"path", "budget", "high_watermark",
+                                                                 "low_watermark", "pressure_check_seconds"}
                                          : std::set<std::string>{"path", "flush_on_commit"}));
   NDOCKER_RETURN_IF_ERROR(ReadString(*t, "path", fast ? &c->fast_path : &c->slow_path));
-  if (fast) return ReadBytes(*t, "tiers.fast.", "budget", &c->fast_budget_bytes);
+  if (fast) {
+    NDOCKER_RETURN_IF_ERROR(ReadBytes(*t, "tiers.fast.", "budget", &c->fast_budget_bytes));
+    for (auto [key, out] : {std::pair{"high_watermark", &c->fast_high_watermark},
+                            std::pair{"low_watermark", &c->fast_low_watermark}}) {
+      if (const toml::node* n = t->get(key)) {
+        std::optional<double> v = n->value<double>();
+        if (!v || !(*v > 0.0 && *v <= 1.0)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("config: tiers.fast.", key, " must be a fraction of the budget in (0, 1]"));
+        }
+        *out = *v;
+      }
+    }
+    if (c->fast_low_watermark >= c->fast_high_watermark) {
+      return absl::InvalidArgumentError(absl::StrCat("config: tiers.fast.low_watermark (", c->fast_low_watermark,
+                                                     ") must be below high_watermark (", c->fast_high_watermark,
+                                                     ")"));
+    }
+    if (const toml::node* n = t->get("pressure_check_seconds")) {
+      std::optional<int64_t> v = n->value_exact<int64_t>();
+      if (!v || *v < 1) {
+        return absl::InvalidArgumentError("config: tiers.fast.pressure_check_seconds must be a whole number >= 1");
+      }
+      c->pressure_check_seconds = *v;
+    }
+    return absl::OkStatus();
+  }
   if (const toml::node* n = t->get("flush_on_commit")) {
     if (auto b = n->value_exact<bool>()) {
       c->flush_slow_commits = *b;

@@ -47,6 +47,11 @@ struct Config {
   std::string fast_path;  // empty: <root>/fast
   std::string slow_path;  // empty: <root>/slow
   int64_t fast_budget_bytes = 0;
+  // tiers.fast.high_watermark / low_watermark (of the budget) and
+  // pressure_check_seconds: demotion by pressure (snapshotter/fast_pressure.h).
+  double fast_high_watermark = 0.90;
+  double fast_low_watermark = 0.75;
+  int64_t pressure_check_seconds = 10;
   Tier default_tier = Tier::kFast;
   Tier container_tier = Tier::kSlow;
   // tiers.slow.flush_on_commit: true, false, or nullopt for "auto" (on unless

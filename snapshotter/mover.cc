@@ -89,6 +89,11 @@ int64_t Mover::bytes_migrated() const {
   return bytes_migrated_;
 }
 
+int64_t Mover::bytes_demoted() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_demoted_;
+}
+
 uint64_t Mover::NewGeneration(const SnapshotRecord& rec) const {
   uint64_t gen = rec.generation;
   for (const RetiredCopy& c : rec.retired) gen = std::max(gen, c.generation);
@@ -118,6 +123,7 @@ absl::StatusOr<std::string> Mover::MakeCopy(uint64_t id, uint64_t from_gen, Tier
     if (background) throttle_.Consume(n);
     absl::MutexLock lock(&mu_);
     bytes_migrated_ += n;
+    if (to == Tier::kSlow) bytes_demoted_ += n;
     if (auto it = progress_.find(id); it != progress_.end()) it->second.bytes_copied += n;
   };
   NDOCKER_RETURN_IF_ERROR(CopyTree(src, *staging + "/fs", copy));

@@ -109,6 +109,7 @@ class Mover {
 
   std::vector<MigrationProgress> InFlight() const;
   int64_t bytes_migrated() const;
+  int64_t bytes_demoted() const;  // of bytes_migrated: copied to the slow tier
 
  private:
   struct Job {
@@ -134,6 +135,7 @@ class Mover {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   int64_t bytes_migrated_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t bytes_demoted_ ABSL_GUARDED_BY(mu_) = 0;
   // Serialises reaping (background, after a migration, Cleanup).
   absl::Mutex reap_mu_;
   std::thread worker_;

@@ -331,6 +331,10 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
 
   std::vector<Mount> mounts;
   const bool observe = options_.observer && kind == Kind::kActive && request.unpack_chain_id.empty();
+  // A container rootfs or a view uses its chain (fast-tier pressure demotes
+  // the least recently used layers first); an unpack does not.
+  const bool uses_chain = kind == Kind::kView || (kind == Kind::kActive && request.unpack_chain_id.empty());
+  std::vector<uint64_t> chain_ids;
   ndocker::RootfsPrepared rootfs;
   NDOCKER_RETURN_IF_ERROR(meta_->Update([&](MetaTxn& txn) -> absl::Status {
     // Again under the write lock: the parent may have gone, the key come.
@@ -370,17 +374,21 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
       rootfs.upper_dir = fs;
       rootfs.labels = rec.labels;
       rootfs.shared_lower = rec.shared_lower;
+    }
+    if (uses_chain) {
       for (std::string p = parent; !p.empty();) {
         auto pr = txn.Get(p);
         if (!pr.ok()) return pr.status();
         if (!pr->has_value()) break;
-        rootfs.lowers.push_back({p, layout_.FsDir((*pr)->tier, (*pr)->id, (*pr)->generation)});
+        chain_ids.push_back((*pr)->id);
+        if (observe) rootfs.lowers.push_back({p, layout_.FsDir((*pr)->tier, (*pr)->id, (*pr)->generation)});
         p = (*pr)->parent;
       }
     }
     return absl::OkStatus();
   }));
   committed = true;
+  if (uses_chain) NoteUsed(chain_ids);
   if (observe) options_.observer->RootfsPrepared(rootfs);
   FaultPoint(fault::kPrepareAfterTxn);
   spdlog::info("msg=\"{} snapshot\" key={} parent={} id={} tier={} rule={} reason={} shared_lower={}",
@@ -856,7 +864,7 @@ absl::Status Snapshotter::RepairLinks() {
 }
 
 StoreHealth Snapshotter::Health() {
-  return StoreHealth{missing_, mover_.InFlight(), mover_.bytes_migrated()};
+  return StoreHealth{missing_, mover_.InFlight(), mover_.bytes_migrated(), mover_.bytes_demoted()};
 }
 
 absl::StatusOr<std::vector<TierStats>> Snapshotter::Stats() {
@@ -899,6 +907,17 @@ absl::StatusOr<std::vector<SnapshotEntry>> Snapshotter::Entries() {
     });
   }));
   return out;
+}
+
+void Snapshotter::NoteUsed(const std::vector<uint64_t>& ids) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&used_mu_);
+  for (uint64_t id : ids) last_used_[id] = now;
+}
+
+absl::flat_hash_map<uint64_t, absl::Time> Snapshotter::LastUsed() const {
+  absl::MutexLock lock(&used_mu_);
+  return last_used_;
 }
 
 }  // namespace ndocker

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "snapshotter/budget.h"
 #include "snapshotter/filter.h"
 #include "snapshotter/layout.h"
@@ -79,6 +81,7 @@ struct StoreHealth {
   std::vector<std::string> missing;
   std::vector<MigrationProgress> migrations;
   int64_t bytes_migrated = 0;
+  int64_t bytes_demoted = 0;  // of bytes_migrated: copied to the slow tier
 };
 
 struct SnapshotEntry {
@@ -124,6 +127,10 @@ class Snapshotter {
   void ReleaseFastBytes(int64_t bytes) { ledger_.Release(bytes); }
   void AddFastBytes(int64_t bytes) { ledger_.Add(bytes); }
   int64_t FastBytesCounted() const { return ledger_.committed(); }
+  int64_t FastBudgetBytes() const { return options_.fast_budget_bytes; }
+  // When a container rootfs or a view was last prepared over each committed
+  // snapshot (by id), since the daemon started.
+  absl::flat_hash_map<uint64_t, absl::Time> LastUsed() const;
   // The metadata store, for components that keep their records in it.
   MetaStore& store() { return *meta_; }
   const Layout& layout() const { return layout_; }
@@ -136,6 +143,7 @@ class Snapshotter {
 
  private:
   Snapshotter(SnapshotterOptions options, std::unique_ptr<MetaStore> meta, uint64_t first_id);
+  void NoteUsed(const std::vector<uint64_t>& ids);
 
   absl::StatusOr<std::vector<Mount>> Create(Kind kind, const std::string& key,
                                             const std::string& parent, const Labels& labels);
@@ -160,6 +168,8 @@ class Snapshotter {
   IdAllocator ids_;
   // Bytes of committed snapshots on the fast tier: what the budget bounds.
   FastLedger ledger_;
+  mutable absl::Mutex used_mu_;
+  absl::flat_hash_map<uint64_t, absl::Time> last_used_ ABSL_GUARDED_BY(used_mu_);
   Mover mover_;
   // Ids of snapshots whose directory exists before their record commits:
   // Cleanup leaves them alone.

@@ -34,6 +34,7 @@
 #include "lass/watcher_source.h"
 #include "snapshotter/admin_service.h"
 #include "snapshotter/config.h"
+#include "snapshotter/fast_pressure.h"
 #include "snapshotter/fs_ops.h"
 #include "snapshotter/labels.h"
 #include "snapshotter/log.h"
@@ -323,8 +324,6 @@ int Run(int argc, char** argv) {
         *hot_layers, [core_ptr](const std::string& top) { return hbcsa::ReadImageChain(*core_ptr, top); },
         hbcsa::BuildOptions{}, std::move(hot_budget));
     if (recovered.ok()) {
-      hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book,
-                                                            [stacks = hot_stacks] { stacks->ReapSoon(); });
       // Hot layers are mounted only where the kernel follows metacopy stubs
       // into data-only lower layers (Linux >= 6.5); elsewhere containers use
       // their layer chain as before.
@@ -366,6 +365,27 @@ int Run(int argc, char** argv) {
       wiring.mount_stacks = data_only.ok() && *data_only;
       spdlog::info("msg=\"hot layers\" mounted={} why={}", wiring.mount_stacks, Q(why));
       const bool can_mount = wiring.mount_stacks;
+      // Demotion only where containers start from the hot layer: elsewhere
+      // it would leave their reads on the slow tier.
+      hbcsa::StoreHotLayerBook::Wiring book_wiring;
+      if (!config.hbcsa.demote) {
+        book_wiring.no_demotion_why = "demotion is off ([hbcsa] demote = false)";
+      } else if (!can_mount) {
+        book_wiring.no_demotion_why = absl::StrCat("hot layers are not mounted on this node: ", why);
+      } else {
+        book_wiring.demote = [core_ptr](const hbcsa::HotLayerVersion& v, bool wait) {
+          return hbcsa::DemoteLayers(*core_ptr, v, wait);
+        };
+      }
+      book_wiring.promoted = [stacks = hot_stacks] { stacks->ReapSoon(); };
+      book_wiring.core = core_ptr;
+      book_wiring.tracing_tops = [recorder] { return recorder->TracingTops(); };
+      book_wiring.promoting = [slot = auto_promoter_slot](const std::string& image) {
+        hbcsa::AutoPromoter* a = slot->load();
+        return a != nullptr && a->Pending(image);
+      };
+      hot_book = std::make_unique<hbcsa::StoreHotLayerBook>(*hot_layers, *promoter, *profile_book,
+                                                            std::move(book_wiring));
       hot_stacks->Attach(std::move(wiring));
       if (absl::StatusOr<hbcsa::HotReapReport> r = hot_stacks->Reconcile(); !r.ok()) {
         spdlog::warn("msg=\"hot layers not reconciled at start\" error={}", Q(r.status().message()));
@@ -377,14 +397,8 @@ int Run(int argc, char** argv) {
       // would take fast-tier bytes for nothing (`ndockerctl promote` still can).
       if (config.hbcsa.promote == "after-trace" && can_mount) {
         auto_promoter = std::make_unique<hbcsa::AutoPromoter>(
-            [book = hot_book.get(), core_ptr, demote = config.hbcsa.demote](const std::string& image) -> absl::Status {
-              absl::StatusOr<std::string> built = book->PromoteJson(image);
-              if (!built.ok()) return built.status();
-              absl::StatusOr<hbcsa::HotLayerRecord> record = hbcsa::DecodeHotLayerRecord(*built);
-              if (!record.ok()) return record.status();
-              const hbcsa::HotLayerVersion* ready = record->Current();
-              if (!demote || ready == nullptr) return absl::OkStatus();
-              return hbcsa::DemoteLayers(*core_ptr, *ready).status();
+            [book = hot_book.get()](const std::string& image) {
+              return book->Promote(image, HotLayerBook::PromoteOptions{}).status();
             });
         auto_promoter_slot->store(auto_promoter.get());
       }
@@ -409,6 +423,31 @@ int Run(int argc, char** argv) {
         return plan;
       },
       profile_book.get(), hot_book.get());
+  // Demotion by pressure: the least recently used layers, then the oldest
+  // hot layers, leave the fast tier when it passes its high watermark.
+  FastPressure::Wiring pressure_wiring;
+  pressure_wiring.core = core->get();
+  pressure_wiring.marks = Watermarks{config.fast_high_watermark, config.fast_low_watermark};
+  pressure_wiring.interval = absl::Seconds(config.pressure_check_seconds);
+  if (hot_book) {
+    pressure_wiring.shed = [store = hot_layers.get(), stacks = hot_stacks](int64_t excess) -> int64_t {
+      absl::StatusOr<int64_t> freed = hbcsa::RetireOldestHotLayers(*store, excess);
+      if (!freed.ok()) {
+        spdlog::warn("msg=\"retiring hot layers under pressure failed\" error={}", Q(freed.status().message()));
+        return 0;
+      }
+      stacks->ReapSoon();
+      return *freed;
+    };
+  }
+  FastPressure pressure(std::move(pressure_wiring));
+  if (config.fast_budget_bytes > 0) {
+    pressure.Start();
+    spdlog::info("msg=\"fast-tier pressure demotion on\" budget={} high_watermark={:.2f} low_watermark={:.2f} "
+                 "check_seconds={}",
+                 config.fast_budget_bytes, config.fast_high_watermark, config.fast_low_watermark,
+                 config.pressure_check_seconds);
+  }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", config.address), grpc::InsecureServerCredentials());
   builder.RegisterService(&snapshots);
@@ -449,6 +488,7 @@ int Run(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
   auto_promoter_slot->store(nullptr);
+  pressure.Stop();
   if (auto_promoter) auto_promoter->Stop();
   if (hot_stacks) hot_stacks->StopReaper();  // they use the store and the core, which go first
   core_for_rate->store(nullptr);

@@ -13,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 #include "lass/digest.h"
 #include "ndocker/admin/v1/admin.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "snapshotter/config.h"
 
@@ -42,11 +43,25 @@ int Fail(const grpc::Status& st, const std::string& address) {
   return 1;
 }
 
-int Status(admin::Admin::Stub& stub, const std::string& address) {
+int Status(admin::Admin::Stub& stub, const std::string& address, bool as_json) {
   grpc::ClientContext ctx;
   admin::StatusResponse resp;
   grpc::Status st = stub.Status(&ctx, admin::StatusRequest(), &resp);
   if (!st.ok()) return Fail(st, address);
+  if (as_json) {
+    // Every field, zeros included, under its proto name (int64s as JSON
+    // strings, the protobuf JSON mapping).
+    google::protobuf::util::JsonPrintOptions options;
+    options.always_print_primitive_fields = true;
+    options.preserve_proto_field_names = true;
+    std::string text;
+    if (auto s = google::protobuf::util::MessageToJsonString(resp, &text, options); !s.ok()) {
+      std::cerr << "ndockerctl: status as JSON: " << s.message() << "\n";
+      return 1;
+    }
+    std::cout << text << "\n";
+    return 0;
+  }
   std::cout << "ndocker-snapshotter " << resp.version() << ", root " << resp.root() << "\n";
   std::cout << absl::StrFormat("%-5s %-12s %-12s %-12s %-10s %-12s %s\n", "TIER", "USED", "COMMITTED",
                                "BUDGET", "SNAPSHOTS", "FS FREE", "PATH");
@@ -68,7 +83,7 @@ int Status(admin::Admin::Stub& stub, const std::string& address) {
               << "), counted against its budget\n";
   }
   std::cout << "migrations in flight: " << resp.migrations_size() << ", migrated since start: "
-            << HumanBytes(resp.bytes_migrated()) << "\n";
+            << HumanBytes(resp.bytes_migrated()) << " (to slow: " << HumanBytes(resp.bytes_demoted()) << ")\n";
   for (const auto& m : resp.migrations()) {
     std::cout << absl::StrFormat("  %-8s -> %-4s %10s  %s\n", m.state(), m.tier(),
                                  HumanBytes(m.bytes_copied()), m.key());
@@ -369,20 +384,75 @@ int HotList(admin::Admin::Stub& stub, const std::string& address, bool as_json) 
   return 0;
 }
 
-int Promote(admin::Admin::Stub& stub, const std::string& address, const std::string& image, bool as_json) {
+int Images(admin::Admin::Stub& stub, const std::string& address, bool as_json) {
+  grpc::ClientContext ctx;
+  admin::ListImagesResponse resp;
+  grpc::Status st = stub.ListImages(&ctx, admin::ListImagesRequest(), &resp);
+  if (!st.ok()) return Fail(st, address);
+  if (!as_json) {
+    std::cout << absl::StrFormat("%-14s %-10s %-8s %-10s %-12s %-12s %-9s %-8s %s\n", "IMAGE", "STATE", "HOT",
+                                 "HOT BYTES", "FAST BYTES", "SLOW BYTES", "LAYERS", "PROFILE", "TOP CHAIN");
+  }
+  for (const std::string& text : resp.image_json()) {
+    json i = json::parse(text, nullptr, false);
+    if (as_json || i.is_discarded()) {
+      std::cout << (i.is_discarded() ? text : i.dump()) << "\n";
+      continue;
+    }
+    const std::string image = i.value("image", "");
+    const uint64_t hot = i.value("hot_layer", uint64_t{0});
+    std::cout << absl::StrFormat(
+        "%-14s %-10s %-8s %-10s %-12s %-12s %-9s %-8s %s\n", ndocker::lass::ShortDigest(image), i.value("state", ""),
+        hot == 0 ? std::string("-") : absl::StrCat(hot), hot == 0 ? std::string("-") : HumanBytes(i.value("hot_bytes", int64_t{0})),
+        HumanBytes(i.value("fast_bytes", int64_t{0})), HumanBytes(i.value("slow_bytes", int64_t{0})),
+        absl::StrCat(i.value("layers_fast", 0), "f/", i.value("layers", 0) - i.value("layers_fast", 0), "s"),
+        absl::StrCat("v", i.value("profile_version", uint64_t{0}), "x", i.value("profile_runs", 0)),
+        ndocker::lass::ShortDigest(i.value("top_chain", "")));
+  }
+  return 0;
+}
+
+struct PromoteFlags {
+  bool as_json = false;
+  bool keep_layers = false;
+  bool wait = false;
+};
+
+int Promote(admin::Admin::Stub& stub, const std::string& address, const std::string& image,
+            const PromoteFlags& flags) {
   grpc::ClientContext ctx;
   admin::PromoteRequest req;
   req.set_image(image);
+  req.set_keep_layers(flags.keep_layers);
+  req.set_wait(flags.wait);
   admin::HotLayerResponse resp;
   grpc::Status st = stub.Promote(&ctx, req, &resp);
   if (!st.ok()) return Fail(st, address);
   json r = json::parse(resp.hot_json(), nullptr, false);
-  if (as_json || r.is_discarded()) {
-    std::cout << (r.is_discarded() ? resp.hot_json() : r.dump()) << "\n";
+  if (flags.as_json) {
+    json out = r.is_discarded() ? json(resp.hot_json()) : r;
+    out["demoted"] = json(std::vector<std::string>(resp.demoted().begin(), resp.demoted().end()));
+    out["pinned_fast"] = json(std::vector<std::string>(resp.pinned_fast().begin(), resp.pinned_fast().end()));
+    if (!resp.layers_kept_why().empty()) out["layers_kept_why"] = resp.layers_kept_why();
+    std::cout << out.dump() << "\n";
     return 0;
   }
-  PrintHotHeader();
-  PrintHotVersions(r);
+  if (r.is_discarded()) {
+    std::cout << resp.hot_json() << "\n";
+  } else {
+    PrintHotHeader();
+    PrintHotVersions(r);
+  }
+  if (!resp.layers_kept_why().empty()) {
+    std::cout << "layers kept where they are: " << resp.layers_kept_why() << "\n";
+  } else {
+    std::cout << "layers " << (flags.wait ? "moved" : "queued to move") << " to slow: " << resp.demoted_size()
+              << (resp.pinned_fast_size() > 0
+                      ? absl::StrCat(", kept on fast by the ndocker.tier label: ", resp.pinned_fast_size())
+                      : std::string())
+              << "\n";
+    for (const std::string& k : resp.demoted()) std::cout << "  " << k << "\n";
+  }
   return 0;
 }
 
@@ -393,7 +463,10 @@ int main(int argc, char** argv) {
   std::string address = ndocker::kDefaultAddress;
   app.add_option("--address,-a", address, "the daemon's socket");
   app.require_subcommand(1);
-  app.add_subcommand("status", "bytes used, budget and snapshot count per tier");
+  auto* status = app.add_subcommand(
+      "status", "bytes used, budget and snapshot count per tier; hot layers, bytes demoted, migrations in flight");
+  bool status_json = false;
+  status->add_flag("--json", status_json, "the whole status as one JSON object");
   auto* ls = app.add_subcommand("ls", "every snapshot with its kind, tier and size");
   bool json = false;
   ls->add_flag("--json", json, "one JSON object per line");
@@ -436,14 +509,22 @@ int main(int argc, char** argv) {
     sub->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
   }
   auto* promote = app.add_subcommand(
-      "promote", "build an image's hot layer from its cold-start profile (HBCSA; waits for the build)");
+      "promote",
+      "build an image's hot layer from its cold-start profile (HBCSA; waits for the build), then demote its "
+      "fast-tier layers");
   std::string promote_image;
-  bool promote_json = false;
+  PromoteFlags promote_flags;
   promote->add_option("image", promote_image, "image name (via containerd), manifest/index digest or top chainID")
       ->required();
   promote->add_option("--containerd-address", containerd_address, "containerd's socket, to resolve a name");
   promote->add_option("--namespace,-n", ns, "containerd namespace of the image name (CRI: k8s.io)");
-  promote->add_flag("--json", promote_json, "the image's hot layer record as JSON");
+  promote->add_flag("--json", promote_flags.as_json, "the image's hot layer record and the demotion as JSON");
+  promote->add_flag("--wait", promote_flags.wait, "return when the demoted layers have switched tiers");
+  promote->add_flag("--keep-layers", promote_flags.keep_layers, "build the hot layer, demote nothing");
+  auto* images = app.add_subcommand(
+      "images", "per image with a profile or a hot layer: state, hot layer, bytes on fast and slow (HBCSA)");
+  bool images_json = false;
+  images->add_flag("--json", images_json, "one JSON object per image and line");
   auto* hot = app.add_subcommand("hot", "hot layers built from cold-start profiles (HBCSA)");
   hot->require_subcommand(1);
   auto* hot_ls = hot->add_subcommand("ls", "every image's hot layer versions: state, bytes, hot files");
@@ -453,7 +534,7 @@ int main(int argc, char** argv) {
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", address), grpc::InsecureChannelCredentials());
   auto stub = admin::Admin::NewStub(channel);
-  if (app.got_subcommand("status")) return Status(*stub, address);
+  if (app.got_subcommand("status")) return Status(*stub, address, status_json);
   if (app.got_subcommand("migrate")) return Migrate(*stub, address, snapshot, tier, wait);
   if (app.got_subcommand("profile")) {
     if (profile->got_subcommand("ls")) return ProfileList(*stub, address, profile_json);
@@ -465,10 +546,11 @@ int main(int argc, char** argv) {
     return ProfileRemove(*stub, address, digest);
   }
   if (app.got_subcommand("hot")) return HotList(*stub, address, hot_json);
+  if (app.got_subcommand("images")) return Images(*stub, address, images_json);
   if (app.got_subcommand("promote")) {
     std::string digest;
     if (int rc = ResolveDigest(promote_image, containerd_address, ns, &digest); rc != 0) return rc;
-    return Promote(*stub, address, digest, promote_json);
+    return Promote(*stub, address, digest, promote_flags);
   }
   if (app.got_subcommand("plan")) {
     std::string digest;

@@ -22,6 +22,7 @@ class StoreProfileBook : public ProfileBook {
   absl::Status Remove(const std::string& image) override;
   // The profile an image name (digest, index digest, top chainID) names.
   absl::StatusOr<Profile> Find(const std::string& image);
+  absl::StatusOr<std::vector<Profile>> List() { return store_.List(); }
 
  private:
   ProfileStore& store_;

@@ -51,6 +51,7 @@ void AutoPromoter::Loop() {
       image = std::move(queue_.front());
       queue_.pop_front();
       building_ = true;
+      building_image_ = image;
     }
     const absl::Status s = promote_(image);
     if (s.ok()) {
@@ -61,7 +62,13 @@ void AutoPromoter::Loop() {
     }
     absl::MutexLock lock(&mu_);
     building_ = false;
+    building_image_.clear();
   }
+}
+
+bool AutoPromoter::Pending(const std::string& image) {
+  absl::MutexLock lock(&mu_);
+  return (building_ && building_image_ == image) || std::find(queue_.begin(), queue_.end(), image) != queue_.end();
 }
 
 }  // namespace ndocker::hbcsa

@@ -29,6 +29,8 @@ class AutoPromoter {
   // Blocks until nothing is queued or building (tests).
   void WaitIdle();
   size_t queued();
+  // Queued or being built.
+  bool Pending(const std::string& image);
 
  private:
   void Loop();
@@ -38,6 +40,7 @@ class AutoPromoter {
   absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool building_ ABSL_GUARDED_BY(mu_) = false;
+  std::string building_image_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
 };

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "hbcsa/promoter/hot_layer_record.h"
+#include "hbcsa/promoter/hot_layer_store.h"
 #include "snapshotter/snapshotter.h"
 
 namespace ndocker::hbcsa {
@@ -25,7 +26,17 @@ struct DemotionPlan {
 // core's entries.
 DemotionPlan PlanDemotion(const HotLayerVersion& version, const std::vector<SnapshotEntry>& entries);
 
-// Queues the plan's moves on the core's mover; returns the plan.
-absl::StatusOr<DemotionPlan> DemoteLayers(Snapshotter& core, const HotLayerVersion& version);
+// Queues the plan's moves on the core's mover (with `wait`: returns when
+// each has switched tiers); returns the plan.
+absl::StatusOr<DemotionPlan> DemoteLayers(Snapshotter& core, const HotLayerVersion& version, bool wait = false);
+
+// Fast-tier pressure's last resort (snapshotter/fast_pressure.h): the images
+// whose ready hot layers to retire, oldest ready first, until their bytes
+// reach `excess`. Pure.
+std::vector<std::string> PickHotLayersToRetire(const std::vector<HotLayerRecord>& records, int64_t excess);
+
+// Retires them; returns their bytes (given back once no mount uses them:
+// the hot stacks' reaper drops them).
+absl::StatusOr<int64_t> RetireOldestHotLayers(HotLayerStore& store, int64_t excess);
 
 }  // namespace ndocker::hbcsa

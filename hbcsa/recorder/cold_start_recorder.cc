@@ -31,16 +31,36 @@ void ColdStartRecorder::RootfsPrepared(const ndocker::RootfsPrepared& rootfs) {
   RootfsChain chain;
   chain.upper_dir = rootfs.upper_dir;
   for (const LowerLayer& l : rootfs.lowers) chain.lowers.push_back({ChainIdOfKey(l.key), l.fs_dir});
-  tracer->WatchContainer(ContainerIdOfKey(rootfs.key), std::move(chain));
+  const std::string container = ContainerIdOfKey(rootfs.key);
+  {
+    absl::MutexLock lock(&tracing_mu_);
+    tracing_[container] = chain.lowers.front().id;
+  }
+  tracer->WatchContainer(container, std::move(chain));
+}
+
+absl::flat_hash_set<std::string> ColdStartRecorder::TracingTops() const {
+  absl::MutexLock lock(&tracing_mu_);
+  absl::flat_hash_set<std::string> tops;
+  for (const auto& [container, top] : tracing_) tops.insert(top);
+  return tops;
 }
 
 void ColdStartRecorder::Removed(const std::string& key, Kind kind) {
   Tracer* tracer = tracer_.load();
   if (tracer == nullptr || kind != Kind::kActive) return;
+  {
+    absl::MutexLock lock(&tracing_mu_);
+    tracing_.erase(ContainerIdOfKey(key));
+  }
   tracer->ContainerGone(ContainerIdOfKey(key));
 }
 
 void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
+  {
+    absl::MutexLock lock(&tracing_mu_);
+    tracing_.erase(trace.container);
+  }
   ProfileStore* store = store_.load();
   if (store == nullptr || chain.lowers.empty() || chain.lowers.front().id.empty()) return;
   if (trace.end_reason == TraceEnd::kNeverStarted) {

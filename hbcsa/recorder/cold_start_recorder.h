@@ -9,6 +9,10 @@
 #include <functional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+
 #include "hbcsa/profiles/profile_store.h"
 #include "hbcsa/tracer/tracer.h"
 #include "snapshotter/observer.h"
@@ -38,6 +42,9 @@ class ColdStartRecorder : public SnapshotObserver, public TraceSink {
   void Removed(const std::string& key, Kind kind) override;
   void OnTrace(const Trace& trace, const RootfsChain& chain) override;
 
+  // The top layers (chainIDs) of the containers being traced now.
+  absl::flat_hash_set<std::string> TracingTops() const;
+
   // "<namespace>/<n>/<client key>" -> "<client key>"'s last part, which is
   // the container id for ctr run and CRI (the cgroup names it too).
   static std::string ContainerIdOfKey(const std::string& key);
@@ -49,6 +56,8 @@ class ColdStartRecorder : public SnapshotObserver, public TraceSink {
   std::function<void(const std::string&)> profile_recorded_;
   std::atomic<Tracer*> tracer_{nullptr};
   std::atomic<ProfileStore*> store_{nullptr};
+  mutable absl::Mutex tracing_mu_;
+  absl::flat_hash_map<std::string, std::string> tracing_ ABSL_GUARDED_BY(tracing_mu_);  // container -> top
 };
 
 }  // namespace ndocker::hbcsa

@@ -426,8 +426,10 @@ assert_eq "$BEFORE" "$(profile_json app | jq -S .)" "the imported profile equals
 
 ndt_step "7. promote app: its hot layer from the profile"
 HOT_ROOT=$(ndocker_tier_dir fast)/hot
+# --keep-layers: the layers stay where they are (step 8 follows their
+# directories; demotion is hbcsa_tree's and hbcsa_cri's).
 promote_app() {
-  ndockerctlw promote --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" --json
+  ndockerctlw promote --containerd-address "$NDT_CTRD_SOCK" -n "$NDT_NS" "${REF[app]}" --keep-layers --json
 }
 hot_ls_json() { ndockerctlw hot ls --json; }
 if [[ "${NDT_FAULT_POINTS:-0}" =~ ^(1|ON|TRUE|true)$ ]]; then

@@ -361,4 +361,27 @@ TEST_CASE("flush_on_commit auto: off when containerd's root shares the slow tier
   CHECK(why == "off (config)");
 }
 
+TEST_CASE("fast-tier watermarks and pressure check interval", "[config]") {
+  auto d = ParseConfig("", "t.toml");
+  REQUIRE(d.ok());
+  CHECK(d->fast_high_watermark == 0.90);
+  CHECK(d->fast_low_watermark == 0.75);
+  CHECK(d->pressure_check_seconds == 10);
+  auto c = ParseConfig("[tiers.fast]\nbudget = \"1GiB\"\nhigh_watermark = 0.8\nlow_watermark = 0.5\n"
+                       "pressure_check_seconds = 2\n",
+                       "t.toml");
+  REQUIRE(c.ok());
+  CHECK(c->fast_high_watermark == 0.8);
+  CHECK(c->fast_low_watermark == 0.5);
+  CHECK(c->pressure_check_seconds == 2);
+  for (const char* bad : {"[tiers.fast]\nhigh_watermark = 1.5\n", "[tiers.fast]\nlow_watermark = 0\n",
+                          "[tiers.fast]\nhigh_watermark = \"90%\"\n",
+                          "[tiers.fast]\nhigh_watermark = 0.6\nlow_watermark = 0.7\n",
+                          "[tiers.fast]\npressure_check_seconds = 0\n"}) {
+    auto r = ParseConfig(bad, "t.toml");
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(r.status().message()), Catch::Contains("tiers.fast."));
+  }
+}
+
 }  // namespace ndocker

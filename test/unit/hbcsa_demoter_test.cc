@@ -40,5 +40,33 @@ TEST_CASE("PlanDemotion: the image's fast layers move, pinned and foreign ones s
   CHECK(plan.pinned_keys == std::vector<std::string>{"default/3/sha256:c3"});
 }
 
+HotLayerRecord ImageWithReady(std::string image, uint64_t id, int64_t bytes, absl::Time ready) {
+  HotLayerRecord r;
+  r.image = std::move(image);
+  HotLayerVersion v;
+  v.id = id;
+  v.state = HotState::kReady;
+  v.bytes = bytes;
+  v.finished = ready;
+  r.versions.push_back(v);
+  return r;
+}
+
+TEST_CASE("PickHotLayersToRetire: the oldest ready hot layers until the excess is covered", "[hbcsa][hot]") {
+  const absl::Time t0 = absl::FromUnixSeconds(1'000'000);
+  HotLayerRecord retired_only = ImageWithReady("sha256:r", 1, 500, t0);
+  retired_only.versions[0].state = HotState::kRetired;
+  const std::vector<HotLayerRecord> records = {
+      ImageWithReady("sha256:new", 4, 100, t0 + absl::Seconds(30)),
+      ImageWithReady("sha256:old", 2, 100, t0),
+      ImageWithReady("sha256:mid", 3, 100, t0 + absl::Seconds(10)),
+      retired_only,  // already going
+  };
+  CHECK(PickHotLayersToRetire(records, 0).empty());
+  CHECK(PickHotLayersToRetire(records, 1) == std::vector<std::string>{"sha256:old"});
+  CHECK(PickHotLayersToRetire(records, 150) == std::vector<std::string>{"sha256:old", "sha256:mid"});
+  CHECK(PickHotLayersToRetire(records, 10000) == std::vector<std::string>{"sha256:old", "sha256:mid", "sha256:new"});
+}
+
 }  // namespace
 }  // namespace ndocker::hbcsa

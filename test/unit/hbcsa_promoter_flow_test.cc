@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "hbcsa/profiles/profile_store.h"
+#include "hbcsa/promoter/hot_layer_book.h"
 #include "hbcsa/promoter/promoter.h"
 #include "hbcsa/promoter/xattrs.h"
 #include "test/unit/file_util.h"
@@ -168,6 +170,69 @@ TEST_CASE("Promoter: a hot layer counts against the fast budget, one that does n
   absl::StatusOr<HotRecovery> rec = rig.store->Recover();
   REQUIRE(rec.ok());
   CHECK(rec->kept_bytes == counted);
+}
+
+TEST_CASE("Hot layer book: promote builds, then demotes the ready version's layers unless told not to",
+          "[hbcsa][hot][root]") {
+  if (!CanBuild()) return;
+  Rig rig;
+  Promoter promoter(*rig.store, rig.Reader(), BuildOptions{.sync = false});
+  ProfileStore profiles(*rig.meta, 100);
+  REQUIRE(profiles.Import(MakeProfile(1, {"/bin/app"})).ok());
+  StoreProfileBook profile_book(profiles, [](const std::string&) { return std::string(); });
+
+  struct Call {
+    uint64_t version_id;
+    bool wait;
+  };
+  std::vector<Call> calls;
+  absl::Status demote_result = absl::OkStatus();
+  int promoted = 0;
+  StoreHotLayerBook::Wiring wiring;
+  wiring.demote = [&](const HotLayerVersion& v, bool wait) -> absl::StatusOr<DemotionPlan> {
+    calls.push_back({v.id, wait});
+    if (!demote_result.ok()) return demote_result;
+    return DemotionPlan{{"layer-a"}, {"pinned-b"}};
+  };
+  wiring.promoted = [&] { ++promoted; };
+  StoreHotLayerBook book(*rig.store, promoter, profile_book, std::move(wiring));
+
+  absl::StatusOr<HotLayerBook::Promotion> p = book.Promote(kImage, {.keep_layers = false, .wait = true});
+  REQUIRE(p.ok());
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].wait);
+  CHECK(p->demoted == std::vector<std::string>{"layer-a"});
+  CHECK(p->pinned_fast == std::vector<std::string>{"pinned-b"});
+  CHECK(p->layers_kept_why.empty());
+  CHECK(promoted == 1);
+  CHECK(p->hot_json.find("\"ready\"") != std::string::npos);
+
+  // --keep-layers: the same version, nothing demoted, and why.
+  p = book.Promote(kImage, {.keep_layers = true, .wait = false});
+  REQUIRE(p.ok());
+  CHECK(calls.size() == 1);
+  CHECK(p->demoted.empty());
+  CHECK_THAT(p->layers_kept_why, Catch::Contains("keep"));
+
+  // A failed demotion fails the call and says the hot layer is ready.
+  demote_result = absl::UnavailableError("mover stopped");
+  p = book.Promote(kImage, {});
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(std::string(p.status().message()), Catch::Contains("is ready") && Catch::Contains("mover stopped"));
+
+  // No demotion wired (demote = false, or no hot layer mounts): the reason given.
+  StoreHotLayerBook::Wiring off;
+  off.no_demotion_why = "demotion is off ([hbcsa] demote = false)";
+  StoreHotLayerBook quiet(*rig.store, promoter, profile_book, std::move(off));
+  p = quiet.Promote(kImage, {});
+  REQUIRE(p.ok());
+  CHECK(p->demoted.empty());
+  CHECK(p->layers_kept_why == "demotion is off ([hbcsa] demote = false)");
+
+  // An image without a profile: NotFound, nothing demoted.
+  CHECK(book.Promote("sha256:" + std::string(64, 'f'), {}).status().code() == absl::StatusCode::kNotFound);
+  CHECK(calls.size() == 2);
 }
 
 }  // namespace
