@@ -179,6 +179,7 @@ SnapshotterOptions Config::ToOptions() const {
   o.fast_budget_bytes = fast_budget_bytes;
   o.default_tier = default_tier;
   o.container_tier = container_tier;
+  o.container_expected_bytes = container_reserve_bytes;
   std::string ignored;
   o.flush_slow_commits = flush_slow_commits.value_or(ResolveFlush(*this, &ignored));
   o.sync_migrations = sync_migrations;
@@ -235,7 +236,9 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_vie
   NDOCKER_RETURN_IF_ERROR(ReadTier(root, "fast", &c));
   NDOCKER_RETURN_IF_ERROR(ReadTier(root, "slow", &c));
   if (const toml::table* p = root["placement"].as_table()) {
-    NDOCKER_RETURN_IF_ERROR(CheckKeys(*p, "[placement]", {"default_tier", "container_tier"}));
+    NDOCKER_RETURN_IF_ERROR(
+        CheckKeys(*p, "[placement]", {"default_tier", "container_tier", "container_reserve"}));
+    NDOCKER_RETURN_IF_ERROR(ReadBytes(*p, "placement.", "container_reserve", &c.container_reserve_bytes));
     NDOCKER_RETURN_IF_ERROR(ReadTierName(*p, "placement.", "default_tier", &c.default_tier));
     NDOCKER_RETURN_IF_ERROR(ReadTierName(*p, "placement.", "container_tier", &c.container_tier));
   }

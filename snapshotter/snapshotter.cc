@@ -258,6 +258,9 @@ absl::StatusOr<std::vector<Mount>> Snapshotter::Create(Kind kind, const std::str
     want = *std::move(advice);
   } else {
     want = DefaultPlacement(request, options_.default_tier, options_.container_tier);
+    if (want.rule == rule::kContainerRootfs && want.tier == Tier::kFast) {
+      want.expected_bytes = options_.container_expected_bytes;
+    }
   }
 
   // Cheap checks first, so bad requests touch no disk.
@@ -622,6 +625,10 @@ absl::Status Snapshotter::Remove(const std::string& key) {
   }
   if (options_.observer) options_.observer->Removed(key, removed.kind);
   if (options_.shared_lowers) options_.shared_lowers->Removed(removed.id, removed.kind, removed.shared_lower);
+  {
+    absl::MutexLock lock(&used_mu_);
+    last_used_.erase(removed.id);
+  }
   // Like containerd's overlay plugin (asynchronous remove): the data goes at
   // the Cleanup that containerd's GC runs right after its Removes.
   spdlog::info("msg=\"removed snapshot\" key={} id={} tier={}", Q(key), removed.id,

@@ -62,6 +62,9 @@ struct SnapshotterOptions {
   // A new fast-tier snapshot whose expected size (from the advisor) would
   // leave less than this free on the fast filesystem goes to the slow tier.
   int64_t fast_fs_reserve_bytes = 16 << 20;
+  // A container rootfs on the fast tier is expected to write this much: it
+  // goes to slow when the fast filesystem lacks the room (FitFastFilesystem).
+  int64_t container_expected_bytes = 64 << 20;
 };
 
 struct TierStats {

@@ -398,7 +398,9 @@ int Run(int argc, char** argv) {
       if (config.hbcsa.promote == "after-trace" && can_mount) {
         auto_promoter = std::make_unique<hbcsa::AutoPromoter>(
             [book = hot_book.get()](const std::string& image) {
-              return book->Promote(image, HotLayerBook::PromoteOptions{}).status();
+              // Waits for the demotion (this worker is in the background, idle
+              // I/O): its end reaps, so the stack is remade over the new copies.
+              return book->Promote(image, HotLayerBook::PromoteOptions{.keep_layers = false, .wait = true}).status();
             });
         auto_promoter_slot->store(auto_promoter.get());
       }
@@ -438,6 +440,10 @@ int Run(int argc, char** argv) {
       }
       stacks->ReapSoon();
       return *freed;
+    };
+    pressure_wiring.leaving = [store = hot_layers.get()]() -> int64_t {
+      absl::StatusOr<std::vector<hbcsa::HotLayerRecord>> all = store->List();
+      return all.ok() ? hbcsa::RetiredHotBytes(*all) : 0;
     };
   }
   FastPressure pressure(std::move(pressure_wiring));

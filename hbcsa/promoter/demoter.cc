@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/time/clock.h"
 #include "snapshotter/labels.h"
 #include "snapshotter/log.h"
 
@@ -30,6 +31,18 @@ absl::StatusOr<DemotionPlan> DemoteLayers(Snapshotter& core, const HotLayerVersi
   if (!entries.ok()) return entries.status();
   DemotionPlan plan = PlanDemotion(version, *entries);
   for (const std::string& key : plan.keys) {
+    // Already moving (an earlier demotion of a shared layer): with `wait`,
+    // wait for it; the mover refuses a second move of the same layer.
+    auto in_flight = [&core, &key] {
+      for (const MigrationProgress& m : core.Health().migrations) {
+        if (m.key == key) return true;
+      }
+      return false;
+    };
+    if (in_flight()) {
+      if (!wait) continue;
+      while (in_flight()) absl::SleepFor(absl::Milliseconds(50));
+    }
     absl::StatusOr<std::vector<MigrationOutcome>> queued = core.Migrate(key, Tier::kSlow, wait);
     if (!queued.ok()) return queued.status();
   }
@@ -55,6 +68,16 @@ std::vector<std::string> PickHotLayersToRetire(const std::vector<HotLayerRecord>
     picked += version->bytes;
   }
   return images;
+}
+
+int64_t RetiredHotBytes(const std::vector<HotLayerRecord>& records) {
+  int64_t bytes = 0;
+  for (const HotLayerRecord& r : records) {
+    for (const HotLayerVersion& v : r.versions) {
+      if (v.state == HotState::kRetired) bytes += v.bytes;
+    }
+  }
+  return bytes;
 }
 
 absl::StatusOr<int64_t> RetireOldestHotLayers(HotLayerStore& store, int64_t excess) {

@@ -35,6 +35,10 @@ absl::StatusOr<DemotionPlan> DemoteLayers(Snapshotter& core, const HotLayerVersi
 // reach `excess`. Pure.
 std::vector<std::string> PickHotLayersToRetire(const std::vector<HotLayerRecord>& records, int64_t excess);
 
+// Bytes of retired versions: still on the fast tier until no mount uses
+// them (fast-tier pressure counts them as leaving).
+int64_t RetiredHotBytes(const std::vector<HotLayerRecord>& records);
+
 // Retires them; returns their bytes (given back once no mount uses them:
 // the hot stacks' reaper drops them).
 absl::StatusOr<int64_t> RetireOldestHotLayers(HotLayerStore& store, int64_t excess);

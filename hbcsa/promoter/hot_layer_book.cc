@@ -33,7 +33,6 @@ absl::StatusOr<HotLayerBook::Promotion> StoreHotLayerBook::Promote(const std::st
   if (!profile.ok()) return profile.status();
   absl::StatusOr<HotLayerRecord> r = promoter_.Promote(*profile);
   if (!r.ok()) return r.status();
-  if (wiring_.promoted) wiring_.promoted();
   Promotion out;
   out.hot_json = EncodeHotLayerRecord(*r);
   const HotLayerVersion* ready = r->Current();
@@ -53,6 +52,9 @@ absl::StatusOr<HotLayerBook::Promotion> StoreHotLayerBook::Promote(const std::st
     out.demoted = std::move(plan->keys);
     out.pinned_fast = std::move(plan->pinned_keys);
   }
+  // After the demotion: with `wait`, its old copies may go now (a stack that
+  // pins them is taken down and mounted again over the new ones).
+  if (wiring_.promoted) wiring_.promoted();
   return out;
 }
 

@@ -19,8 +19,8 @@ class StoreHotLayerBook : public HotLayerBook {
     // [hbcsa] demote = false).
     std::function<absl::StatusOr<DemotionPlan>(const HotLayerVersion&, bool wait)> demote;
     std::string no_demotion_why;  // why demote is null, for the answer
-    // Runs after each successful promotion (an older version may have been
-    // retired by it).
+    // Runs after each successful promotion and its demotion (an older
+    // version may have been retired, layer copies switched).
     std::function<void()> promoted;
     // For ImagesJson: the store, the containers being traced (their top
     // chainIDs), the images whose build is queued or running.

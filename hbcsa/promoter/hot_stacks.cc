@@ -167,8 +167,9 @@ absl::StatusOr<std::string> HotStacks::Path(uint64_t id) {
   return EnsureMounted(w, *v);
 }
 
-void HotStacks::Removed(uint64_t snapshot_id, Kind kind, uint64_t shared_lower) {
-  if (kind != Kind::kCommitted && shared_lower == 0) return;
+void HotStacks::Removed(uint64_t snapshot_id, Kind kind, uint64_t /*shared_lower*/) {
+  // Any removal: a container on a stack leaves it unused, and one on the
+  // chain may have held the old copies a stack waits for to be deleted.
   absl::MutexLock lock(&work_mu_);
   if (kind == Kind::kCommitted) removed_tops_.push_back(snapshot_id);
   reap_wanted_ = true;
@@ -291,6 +292,25 @@ absl::StatusOr<HotReapReport> HotStacks::Reap() {
   // The layers they named may now be free for the core's Cleanup (removed
   // snapshots, or old copies the mover retired while a stack held them).
   if ((!report.dropped.empty() || !report.unmounted.empty()) && w.stacks_dropped) w.stacks_dropped();
+  if (!w.mount_stacks) return report;
+  // Ready versions that pin no retired copy (any more: the Cleanup above may
+  // have deleted them) are mounted now rather than by their next container.
+  absl::StatusOr<StackUse> now = w.in_use();
+  if (!now.ok()) return now.status();
+  for (const HotLayerRecord& r : *records) {
+    const HotLayerVersion* v = r.Current();
+    if (v == nullptr) continue;
+    bool pins = false;
+    for (const HotLayerSource& l : v->layers) pins = pins || now->layers_with_retired_copies.contains(l.snapshot_id);
+    absl::StatusOr<bool> mounted = IsMounted(MountPointOf(v->id));
+    if (pins || !mounted.ok() || *mounted) continue;
+    if (absl::StatusOr<std::string> mp = EnsureMounted(w, *v); !mp.ok()) {
+      spdlog::warn("msg=\"hot layer not mounted ahead\" hot_layer={} error={}", v->id, Q(mp.status().message()));
+      continue;
+    }
+    report.mounted_ahead.push_back(v->id);
+    spdlog::info("msg=\"hot layer mounted ahead of its containers\" image={} hot_layer={}", r.image, v->id);
+  }
   return report;
 }
 

@@ -6,10 +6,12 @@
 // sees this mount as a user of each of them). A container on the image's top
 // layer then gets a plain overlay with that mount point as its only lowerdir.
 //
-// A ready version's mount stays for the image's next containers, unless it
-// pins an old copy the mover retired (a demotion): then it is taken down
-// when no snapshot record, pending Prepare or mount uses it, and made again
-// over the new copies for the next container.
+// A ready version is mounted ahead of its containers (at the reap after it
+// becomes ready, and at start), so that a container's start never pays the
+// mount's look-ups of the layer roots on a cold slow tier. Its mount stays,
+// unless it pins an old copy the mover retired (a demotion): then it is
+// taken down when no snapshot record, pending Prepare or mount uses it, and
+// made again over the new copies once the old ones are gone.
 // A version goes when it is retired (a newer one is ready, or the image's
 // top layer was removed), no snapshot record names it, no mount uses its
 // mount point, and it was not just handed out to a Prepare that has not
@@ -70,6 +72,7 @@ struct HotReapReport {
   std::vector<uint64_t> dropped;
   std::vector<uint64_t> unmounted;  // ready, unused, and holding retired layer copies
   std::vector<uint64_t> kept_in_use;  // retired, still used by a record or a mount
+  std::vector<uint64_t> mounted_ahead;  // ready, mounted before a container asks
 };
 
 class HotStacks : public SharedLowerProvider {

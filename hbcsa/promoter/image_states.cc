@@ -18,8 +18,8 @@ std::string ChainOfKey(const std::string& key) {
 
 std::string StateOf(const ImageState& s, const ImageActivity& activity, bool demoting) {
   if (activity.tracing_tops.contains(s.top_chain)) return "tracing";
+  if (demoting) return "demoting";  // the build may wait for it (after-trace)
   if (activity.promoting.contains(s.image)) return "promoting";
-  if (demoting) return "demoting";
   if (s.hot_layer != 0) return s.layers_fast > s.pinned_fast ? "promoted" : "done";
   return "profiled";
 }

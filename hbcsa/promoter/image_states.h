@@ -26,8 +26,8 @@ struct ImageState {
   int profile_runs = 0;
   uint64_t hot_layer = 0;  // the ready version's id, 0 if none
   int64_t hot_bytes = 0;
-  // tracing: a container of it is traced now; promoting: its hot layer is
-  // queued or building; demoting: a layer of it is moving to slow; done: a
+  // tracing: a container of it is traced now; demoting: a layer of it is
+  // moving to slow; promoting: its hot layer is queued or building; done: a
   // ready hot layer and no layer left on fast but pinned ones; promoted: a
   // ready hot layer, layers kept on fast (demotion off or asked to keep);
   // profiled: a profile, no hot layer yet.

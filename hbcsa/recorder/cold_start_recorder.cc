@@ -34,7 +34,7 @@ void ColdStartRecorder::RootfsPrepared(const ndocker::RootfsPrepared& rootfs) {
   const std::string container = ContainerIdOfKey(rootfs.key);
   {
     absl::MutexLock lock(&tracing_mu_);
-    tracing_[container] = chain.lowers.front().id;
+    tracing_.emplace(container, chain.lowers.front().id);  // an open trace keeps its image
   }
   tracer->WatchContainer(container, std::move(chain));
 }

@@ -57,7 +57,10 @@ class ColdStartRecorder : public SnapshotObserver, public TraceSink {
   std::atomic<Tracer*> tracer_{nullptr};
   std::atomic<ProfileStore*> store_{nullptr};
   mutable absl::Mutex tracing_mu_;
-  absl::flat_hash_map<std::string, std::string> tracing_ ABSL_GUARDED_BY(tracing_mu_);  // container -> top
+  // Container id -> top chainID while its trace is open. The tracer keeps
+  // one trace per container id (a second watch of an id whose trace is open
+  // is ignored), so the first OnTrace for the id ends it here too.
+  absl::flat_hash_map<std::string, std::string> tracing_ ABSL_GUARDED_BY(tracing_mu_);
 };
 
 }  // namespace ndocker::hbcsa

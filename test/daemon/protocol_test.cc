@@ -108,9 +108,10 @@ TEST_CASE("lifecycle: prepare, write, commit, view, prepare on top", "[daemon][p
   const std::string a_fs = a_mounts[0].source();
   REQUIRE(fs::is_directory(a_fs));
   CHECK(fs::path(a_fs).filename() == "fs");
-  // Not an unpack key, so a container rootfs: the container tier, slow by
-  // default. An active has a work dir next to fs.
-  CHECK(a_fs.rfind(d.slow_dir() + "/snapshots/", 0) == 0);
+  // Not an unpack key, so a container rootfs: the container tier, fast by
+  // default (the test fast tier has room for its reserve). An active has a
+  // work dir next to fs.
+  CHECK(a_fs.rfind(d.fast_dir() + "/snapshots/", 0) == 0);
   CHECK(fs::is_directory(fs::path(a_fs).parent_path() / "work"));
   CHECK(fs::is_empty(a_fs));
 

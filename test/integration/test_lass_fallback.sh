@@ -4,9 +4,9 @@
 #  b. enabled, but containerd_root is a regular file (content store
 #     unreadable): ctr pull works; every layer has rule store-unreadable, on
 #     the default tier (fast);
-#  c. `ctr run` of the image (enabled, no container_tier: default slow): the
-#     container's active rootfs snapshot has rule container-rootfs, tier slow;
-#     the container runs.
+#  c. `ctr run` of the image (enabled, no container_tier: default fast, the
+#     tmpfs fast tier has room for container_reserve): the container's active
+#     rootfs snapshot has rule container-rootfs, tier fast; the container runs.
 # Each phase on fresh containerd and ndocker roots.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
@@ -49,7 +49,7 @@ SNAPS=$(lass_ls_json)
 lass_show_snapshots "$SNAPS"
 rootfs=$(jq -c '[.[] | select(.kind == "active" and (.key | endswith("/c1")))] | .[0] // empty' <<<"$SNAPS")
 [[ -n "$rootfs" ]] || ndt_fail "no active snapshot for container c1 in ndockerctl ls --json"
-lass_expect_placement "$SNAPS" "$(jq -r .key <<<"$rootfs")" slow container-rootfs "rootfs of container c1"
+lass_expect_placement "$SNAPS" "$(jq -r .key <<<"$rootfs")" fast container-rootfs "rootfs of container c1"
 ctrw task kill -s SIGKILL c1
 stopped() { [[ "$(ctr_task_status c1)" == STOPPED ]]; }
 ndt_wait_until 20 "task c1 to stop" stopped

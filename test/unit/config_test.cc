@@ -301,7 +301,13 @@ TEST_CASE("ParseByteSize", "[config]") {
 TEST_CASE("placement, slow-tier flush and [lass] keys", "[config]") {
   auto defaults = ParseConfig("", "t.toml");
   REQUIRE(defaults.ok());
-  CHECK(defaults->container_tier == Tier::kSlow);
+  CHECK(defaults->container_tier == Tier::kFast);
+  CHECK(defaults->container_reserve_bytes == 64 << 20);
+  CHECK(defaults->ToOptions().container_expected_bytes == 64 << 20);
+  auto reserve = ParseConfig("[placement]\ncontainer_tier = \"slow\"\ncontainer_reserve = \"1GiB\"\n", "t.toml");
+  REQUIRE(reserve.ok());
+  CHECK(reserve->container_tier == Tier::kSlow);
+  CHECK(reserve->ToOptions().container_expected_bytes == int64_t{1} << 30);
   CHECK_FALSE(defaults->flush_slow_commits.has_value());  // auto
   CHECK(defaults->lass.enabled);
   CHECK(defaults->lass.policy == "ldl");

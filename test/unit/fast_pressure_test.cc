@@ -30,38 +30,48 @@ SnapshotEntry Layer(std::string key, uint64_t id, Tier tier, int64_t size, absl:
   return e;
 }
 
-TEST_CASE("PlanPressure: least recently used fast layers down to the low watermark", "[pressure]") {
+TEST_CASE("PlanPressure: least recently used fast layers, those under containers last", "[pressure]") {
   SnapshotEntry upper = Layer("c/container", 9, Tier::kFast, 500, kT0);
   upper.record.kind = Kind::kActive;
+  upper.record.parent = "l/f";  // a running container stands on l/f
   const std::vector<SnapshotEntry> entries = {
-      Layer("l/a", 1, Tier::kFast, 300, kT0),                                      // used at t0+50
-      Layer("l/b", 2, Tier::kFast, 300, kT0 + absl::Seconds(10)),                  // never used
-      Layer("l/c", 3, Tier::kFast, 300, kT0, {{kTierLabel, "fast"}}),              // pinned
-      Layer("l/d", 4, Tier::kSlow, 300, kT0),                                      // already slow
-      Layer("l/e", 5, Tier::kFast, 100, kT0 + absl::Seconds(20)),                  // never used, newer
-      upper,                                                                       // not a layer
+      Layer("l/a", 1, Tier::kFast, 300, kT0),                          // used at t0+50
+      Layer("l/b", 2, Tier::kFast, 300, kT0 + absl::Seconds(10)),      // never used
+      Layer("l/c", 3, Tier::kFast, 300, kT0, {{kTierLabel, "fast"}}),  // pinned
+      Layer("l/d", 4, Tier::kSlow, 300, kT0),                          // already slow
+      Layer("l/e", 5, Tier::kFast, 100, kT0 + absl::Seconds(20)),      // never used, newer
+      Layer("l/f", 6, Tier::kFast, 50, kT0),                           // oldest, but under a container
+      upper,                                                           // not a layer
   };
   const absl::flat_hash_map<uint64_t, absl::Time> used = {{1, kT0 + absl::Seconds(50)}};
   const Watermarks marks;  // 0.90, 0.75
+  auto keys = [](const PressurePlan& p) {
+    std::vector<std::string> k;
+    for (const PressureCandidate& c : p.candidates) k.push_back(c.key);
+    return k;
+  };
 
-  SECTION("under the high watermark: nothing") {
-    CHECK(PlanPressure(entries, used, {}, 900, 1000, marks).keys.empty());
-    CHECK(PlanPressure(entries, used, {}, 5000, 0, marks).keys.empty());  // no budget
+  SECTION("under the high watermark, or no budget: nothing") {
+    PressurePlan p = PlanPressure(entries, used, {}, 900, 0, 1000, marks);
+    CHECK(p.to_free == 0);
+    CHECK(p.candidates.empty());
+    CHECK(PlanPressure(entries, used, {}, 5000, 0, 0, marks).candidates.empty());
   }
-  SECTION("over it: the oldest use first, until under the low watermark") {
-    PressurePlan p = PlanPressure(entries, used, {}, 950, 1000, marks);
-    CHECK(p.keys == std::vector<std::string>{"l/b"});
-    CHECK(p.freed == 300);
-    CHECK(p.excess_after == 0);
-    p = PlanPressure(entries, used, {}, 1200, 1000, marks);
-    CHECK(p.keys == std::vector<std::string>{"l/b", "l/e", "l/a"});
-    CHECK(p.freed == 700);
-    CHECK(p.excess_after == 0);  // 500 left, low = 750
+  SECTION("over it: down to the low watermark, oldest use first, layers under containers last") {
+    PressurePlan p = PlanPressure(entries, used, {}, 950, 0, 1000, marks);
+    CHECK(p.effective == 950);
+    CHECK(p.to_free == 200);
+    CHECK(keys(p) == std::vector<std::string>{"l/b", "l/e", "l/a", "l/f"});
+    CHECK(p.candidates[0].bytes == 300);
   }
-  SECTION("what layers cannot free is left as excess; moving layers are not chosen again") {
-    PressurePlan p = PlanPressure(entries, used, {"l/a"}, 2000, 1000, marks);
-    CHECK(p.keys == std::vector<std::string>{"l/b", "l/e"});
-    CHECK(p.excess_after == 2000 - 400 - 750);
+  SECTION("bytes already leaving are not freed twice") {
+    // l/a moving to slow (300) and a retired hot layer (100) leave 950 - 400.
+    PressurePlan p = PlanPressure(entries, used, {"l/a"}, 950, 100, 1000, marks);
+    CHECK(p.effective == 550);
+    CHECK(p.to_free == 0);
+    p = PlanPressure(entries, used, {"l/a"}, 1400, 100, 1000, marks);
+    CHECK(p.to_free == 1000 - 750);
+    CHECK(keys(p) == std::vector<std::string>{"l/b", "l/e", "l/f"});
   }
 }
 
@@ -94,10 +104,13 @@ TEST_CASE("FastPressure: demotes the unused layers of a store over its high wate
   std::vector<int64_t> shed_asked;
   FastPressure::Wiring w;
   w.core = &s;
+  int64_t retired = 0;  // what the shed hook set going, still counted until dropped
   w.shed = [&](int64_t excess) {
     shed_asked.push_back(excess);
+    retired += excess;
     return excess;
   };
+  w.leaving = [&] { return retired; };
   FastPressure pressure(w);
 
   absl::StatusOr<PressureReport> quiet = pressure.RunOnce();
@@ -123,6 +136,13 @@ TEST_CASE("FastPressure: demotes the unused layers of a store over its high wate
   // The layers were not enough: the shed hook gets the rest above 75%.
   REQUIRE(shed_asked.size() == 1);
   CHECK(shed_asked[0] == r->counted_after - (1 << 20) * 3 / 4);
+
+  // Next check: the retired hot layers are still counted (a container uses
+  // them), but already leaving: nothing more is retired.
+  absl::StatusOr<PressureReport> again = pressure.RunOnce();
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->over_high);
+  CHECK(shed_asked.size() == 1);
 }
 
 }  // namespace

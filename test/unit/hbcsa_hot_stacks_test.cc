@@ -191,6 +191,8 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   absl::StatusOr<HotReapReport> r = rig.stacks->Reap();
   REQUIRE(r.ok());
   CHECK(r->kept_in_use == std::vector<uint64_t>{v1.id});  // handed out, the Prepare not settled
+  CHECK(r->mounted_ahead == std::vector<uint64_t>{v2.id});  // before any container asks
+  CHECK(Mounted(rig.stacks->MountPointOf(v2.id)));
   rig.stacks->Settled(v1.id);
   rig.in_use.insert(v1.id);  // ... and its record committed
   r = rig.stacks->Reap();
@@ -247,6 +249,16 @@ TEST_CASE("HotStacks: the top layer's containers get the mounted hot layer, a re
   CHECK_FALSE(Mounted(got->path));
   CHECK(rig.dropped_calls == 2);
   CHECK(rig.Versions() == std::vector<uint64_t>{v2.id});
+  CHECK(r->mounted_ahead.empty());  // it still pins the old copy
+  // The old copy gone (the Cleanup after the unmount deleted it): mounted
+  // again ahead of the next container, over the new copies.
+  rig.retired_copies.clear();
+  r = rig.stacks->Reap();
+  REQUIRE(r.ok());
+  CHECK(r->mounted_ahead == std::vector<uint64_t>{v2.id});
+  CHECK(Mounted(got->path));
+  REQUIRE(::umount2(got->path.c_str(), 0) == 0);
+  rig.retired_copies.insert(kBottomId);
   got = rig.stacks->ForParent(kTopId);
   REQUIRE(got.has_value());
   CHECK(Mounted(got->path));

@@ -77,12 +77,12 @@ TEST_CASE("DescribeImages: bytes per tier along the chain, hot layer, state", "[
   CHECK(s[1].hot_bytes == 50);
   CHECK(s[1].state == "done");
 
-  SECTION("under way: tracing before promoting before demoting") {
+  SECTION("under way: tracing before demoting before promoting") {
     ImageActivity a;
-    a.moving_to_slow = {"default/2/sha256:c2"};
-    CHECK(DescribeImages(profiles, hot, entries, a)[0].state == "demoting");
     a.promoting = {kA};
     CHECK(DescribeImages(profiles, hot, entries, a)[0].state == "promoting");
+    a.moving_to_slow = {"default/2/sha256:c2"};
+    CHECK(DescribeImages(profiles, hot, entries, a)[0].state == "demoting");
     a.tracing_tops = {"sha256:c3"};
     CHECK(DescribeImages(profiles, hot, entries, a)[0].state == "tracing");
     CHECK(DescribeImages(profiles, hot, entries, a)[1].state == "done");

@@ -466,6 +466,33 @@ TEST_CASE("placement: label, then advisor, then defaults, with rule and reason a
   CHECK(found);
 }
 
+TEST_CASE("a container rootfs on the fast tier needs room for what it may write", "[snapshotter][placement]") {
+  TempDir dir;
+  SnapshotterOptions o;
+  o.root = dir / "root";
+  o.container_tier = Tier::kFast;
+  o.container_expected_bytes = 4096;  // surely free
+  auto opened = Snapshotter::Open(o);
+  REQUIRE(opened.ok());
+  REQUIRE((*opened)->Prepare("default/1/fits", "", {}).ok());
+  opened->reset();
+  o.container_expected_bytes = int64_t{1} << 60;  // more than any filesystem has
+  opened = Snapshotter::Open(o);
+  REQUIRE(opened.ok());
+  REQUIRE((*opened)->Prepare("default/2/too-big", "", {}).ok());
+  // A view is no container: no reserve asked.
+  REQUIRE((*opened)->View("default/3/view", "", {}).ok());
+  auto entries = (*opened)->Entries();
+  REQUIRE(entries.ok());
+  std::map<std::string, SnapshotRecord> by_key;
+  for (const auto& e : *entries) by_key[e.key] = e.record;
+  CHECK(by_key["default/1/fits"].tier == Tier::kFast);
+  CHECK(by_key["default/1/fits"].placement_rule == rule::kContainerRootfs);
+  CHECK(by_key["default/2/too-big"].tier == Tier::kSlow);
+  CHECK(by_key["default/2/too-big"].placement_rule == rule::kFastFsFull);
+  CHECK(by_key["default/3/view"].tier == Tier::kFast);
+}
+
 TEST_CASE("a layer moved to slow at commit gets rule budget-commit", "[snapshotter][placement]") {
   TempDir dir;
   auto s = OpenAt(dir, /*budget=*/16 * 1024);
