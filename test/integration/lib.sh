@@ -706,6 +706,22 @@ ndocker_restart() {
   fi
 }
 
+# ndocker_die_at POINT CMD...: restart the daemon armed to die (kill -9
+# itself) at fault point POINT, run CMD (which must fail: the daemon died
+# under it), check the log says so, and start the daemon again unarmed.
+# Needs a build with -DNDOCKER_FAULT_POINTS=ON (NDT_FAULT_POINTS).
+ndocker_die_at() {
+  local point=$1
+  shift
+  export NDOCKER_FAULT_POINT=$point
+  ndocker_restart
+  unset NDOCKER_FAULT_POINT
+  if "$@" >/dev/null 2>&1; then ndt_fail "'$*' returned although the daemon was to die at $point"; fi
+  wait "$NDOCKER_PID" 2>/dev/null || true
+  assert_grep "fault point reached\" point=$point" "$NDOCKER_LOG" "the daemon died at $point"
+  ndocker_restart
+}
+
 ndocker__reachable_from_containerd() {
   ctrw snapshots --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" ls >/dev/null 2>&1
 }

@@ -434,13 +434,7 @@ promote_app() {
 hot_ls_json() { ndockerctlw hot ls --json; }
 if [[ "${NDT_FAULT_POINTS:-0}" =~ ^(1|ON|TRUE|true)$ ]]; then
   for point in promote.after-begin promote.after-build promote.after-finish; do
-    export NDOCKER_FAULT_POINT=$point
-    ndocker_restart
-    unset NDOCKER_FAULT_POINT
-    if promote_app >/dev/null 2>&1; then ndt_fail "promote returned although the daemon was to die at $point"; fi
-    wait "$NDOCKER_PID" 2>/dev/null || true
-    assert_grep "fault point reached\" point=$point" "$NDOCKER_LOG" "the daemon died at $point"
-    ndocker_restart
+    ndocker_die_at "$point" promote_app
     if [[ $point == promote.after-finish ]]; then
       assert_eq "ready" "$(hot_ls_json | jq -r '.versions[].state')" "after kill -9 at $point: the finished version, ready"
     else

@@ -208,13 +208,7 @@ if [[ "${NDT_FAULT_POINTS:-0}" =~ ^(1|ON|TRUE|true)$ ]]; then
   for point in migrate.after-copy migrate.after-rename migrate.after-txn migrate.after-link; do
     # Back to fast (the hot layer stays ready), then demote with the fault.
     for c in "${CHAINS[@]}"; do ndockerctlw migrate "$c" fast --wait >/dev/null || ndt_fail "migrate $c fast failed"; done
-    export NDOCKER_FAULT_POINT=$point
-    ndocker_restart
-    unset NDOCKER_FAULT_POINT
-    if promote >/dev/null 2>&1; then ndt_fail "promote returned although the daemon was to die at $point"; fi
-    wait "$NDOCKER_PID" 2>/dev/null || true
-    assert_grep "fault point reached\" point=$point" "$NDOCKER_LOG" "the daemon died at $point"
-    ndocker_restart
+    ndocker_die_at "$point" promote
     assert_eq "$HID" "$(ndockerctlw hot ls --json | jq -r '.versions[] | select(.state == "ready") | .id')" \
       "after kill -9 at $point: hot layer $HID ready"
     view_tree "$point"
