@@ -6,16 +6,10 @@
 
 namespace ndocker::hbcsa {
 
-namespace {
-
-// The chainID a committed layer's key names ("<ns>/<n>/<chainID>" or the
-// chainID alone).
 std::string ChainOfKey(const std::string& key) {
   const size_t slash = key.rfind('/');
   return slash == std::string::npos ? key : key.substr(slash + 1);
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<ChainLayer>> ChainFromEntries(const std::vector<SnapshotEntry>& entries,
                                                          const Layout& layout, const std::string& top_chain) {

@@ -3,18 +3,13 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "hbcsa/promoter/image_chain.h"
 #include "nlohmann/json.hpp"
 #include "snapshotter/labels.h"
 
 namespace ndocker::hbcsa {
 
 namespace {
-
-// "<ns>/<n>/sha256:<chainID>" -> "sha256:<chainID>" (committed layers).
-std::string ChainOfKey(const std::string& key) {
-  const size_t at = key.rfind("sha256:");
-  return at == std::string::npos ? "" : key.substr(at);
-}
 
 std::string StateOf(const ImageState& s, const ImageActivity& activity, bool demoting) {
   if (activity.tracing_tops.contains(s.top_chain)) return "tracing";
