@@ -3,14 +3,18 @@
 # through a registry behind a 4 MiB/s link (ndocker-test-throttle).
 #
 # The image has 5 layers of incompressible random data:
-#   L0 1 MiB, L1 1 MiB, L2 8 MiB, L3 256 KiB, L4 256 KiB
-# CRI starts L0, L1 and L2 together (max_concurrent_downloads = 3); sharing
-# 4 MiB/s, L0 and L1 are done after ~0.75 s, then L3 and L4 take the free
-# slots and are done ~0.2 s later, while L2 goes on alone until ~2.6 s. So L2
-# is the last-downloading layer (LDL) by a wide margin (>1.5 s), whatever
-# order the three first downloads start in (observed: L0, L1, L3 and L4 blobs
-# committed within 0.65 s of each other, L2 1.6-2.2 s after L0; each pull
-# ~2.9 s). The test checks that this really
+#   L0 1 MiB, L1 1 MiB, L2 16 MiB, L3 256 KiB, L4 256 KiB
+# CRI downloads 3 layers at a time, starting them in no fixed order (seen in
+# CI: L3 committed before L0, L1 started after L3 and L4). Sharing 4 MiB/s,
+# the four small layers (2.5 MiB together) are done within ~1.9 s whichever
+# of them starts last, while L2 gets at least its share all along: it still
+# has >=13 MiB to go then and ends ~3 s after the last of them, at ~4.6 s. So
+# L2 is the last-downloading layer (LDL) by a wide margin in any start order.
+# But in one pull in three or more, one small layer's blob is committed ~3 s
+# late, next to L2 (seen in 4 of 4 pulls with containerd's own overlayfs
+# snapshotter, 4 of 11 with ndocker: containerd's doing, and not the
+# throttle's: two curls through it share the rate evenly); the pull
+# is then repeated, up to 8 times. The test checks that this really
 # happened (blob commit times in containerd's content store) before it looks
 # at the placement:
 #  - L0, L1: committed while L2 still downloads: slow, rule ldl-below
@@ -34,10 +38,10 @@ ndt_require_cmds numfmt
 
 ndt_step "registry, image of random layers, throttle"
 registry_start
-image_build_random "$NDT_WORKDIR/oci" v1 1M 1M 8M 256K 256K
+image_build_random "$NDT_WORKDIR/oci" v1 1M 1M 16M 256K 256K
 image_push "$NDT_WORKDIR/oci" v1 ndt/lass
 RATE=4MiB
-throttle_start "$RATE"
+throttle_start "$RATE" --verbose # per-connection bytes in logs/throttle.log
 REF=$(ndt_throttled_ref "$NDT_IMAGE_REF")
 mapfile -t LAYER_DIGESTS < <(jq -r '.layers[].digest' \
   "$NDT_WORKDIR/oci/blobs/sha256/$(jq -r '.manifests[0].digest' "$NDT_WORKDIR/oci/index.json" | cut -d: -f2)")
@@ -69,21 +73,20 @@ check_pull() {
   local config=$NDT_WORKDIR/ndocker-$tag.toml attempt
   lass_config_write "$config" enabled=true policy="$policy" containerd_root="$(lass_ctrd_root "$tag")" \
     max_concurrent_downloads=3
-  # The scenario is a precondition, not what is tested: containerd picks which
-  # 3 downloads run first at random, and on a loaded machine a small layer can
-  # end as late as L2. Then the pull is repeated on fresh roots.
-  for attempt in 1 2 3; do
+  # The scenario is a precondition, not what is tested: when a small layer
+  # ends as late as L2 (see the top) the pull is repeated on fresh roots.
+  for attempt in 1 2 3 4 5 6 7 8; do
     lass_fresh_daemons "$tag" "$config" "$@"
     cri_pull "$REF"
-    # 10.5 MiB at 4 MiB/s: ~2.6 s; far less means the throttle was bypassed
-    awk -v s="$CRI_PULL_SECONDS" 'BEGIN { exit !(s >= 2.0) }' ||
-      ndt_fail "CRI pull took ${CRI_PULL_SECONDS}s; through $RATE/s it cannot take less than ~2.6 s"
+    # 18.5 MiB at 4 MiB/s: ~4.6 s; far less means the throttle was bypassed
+    awk -v s="$CRI_PULL_SECONDS" 'BEGIN { exit !(s >= 3.5) }' ||
+      ndt_fail "CRI pull took ${CRI_PULL_SECONDS}s; through $RATE/s it cannot take less than ~4.6 s"
     ndt_pass "CRI pull took ${CRI_PULL_SECONDS}s through the throttle"
     if blob_order_ok; then
       ndt_pass "L2 finished downloading last (the LDL), >0.3 s after every other layer"
       break
     fi
-    ((attempt < 3)) || ndt_fail "in 3 pulls L2 never finished downloading clearly last: the throttle did not make it the LDL"
+    ((attempt < 8)) || ndt_fail "in 8 pulls L2 never finished downloading clearly last: the throttle did not make it the LDL"
     ndt_log "L2 was not clearly the last download (attempt $attempt); pulling again on fresh roots"
   done
   local manifest
@@ -114,7 +117,7 @@ check_pull() {
   esac
   lass_expect_placement "$snaps" "${chains[0]}" slow "$below" "$tag: L0 (1 MiB, done while L2 downloads)"
   lass_expect_placement "$snaps" "${chains[1]}" slow "$below" "$tag: L1 (1 MiB, done while L2 downloads)"
-  lass_expect_placement "$snaps" "${chains[2]}" fast "$critical" "$tag: L2 (8 MiB, the LDL)"
+  lass_expect_placement "$snaps" "${chains[2]}" fast "$critical" "$tag: L2 (16 MiB, the LDL)"
   lass_expect_placement "$snaps" "${chains[3]}" fast no-downloads "$tag: L3 (above the LDL)"
   lass_expect_placement "$snaps" "${chains[4]}" fast no-downloads "$tag: L4 (above the LDL)"
 
