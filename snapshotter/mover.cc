@@ -45,10 +45,13 @@ Mover::Mover(const Layout& layout, MetaStore& meta, IdAllocator& ids, FastLedger
       options_(options),
       throttle_(options.throttle_bytes_per_second) {}
 
-Mover::~Mover() {
+Mover::~Mover() { Stop(); }
+
+void Mover::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    queue_.clear();
   }
   if (worker_.joinable()) worker_.join();
 }
@@ -119,6 +122,12 @@ absl::StatusOr<std::string> Mover::MakeCopy(uint64_t id, uint64_t from_gen, Tier
   NDOCKER_RETURN_IF_ERROR(MakeDir(*staging + "/fs", 0755));
   CopyOptions copy;
   copy.sync = options_.sync;
+  if (background) {
+    copy.cancelled = [this] {
+      absl::MutexLock lock(&mu_);
+      return stopping_;
+    };
+  }
   copy.on_bytes = [&](int64_t n) {
     if (background) throttle_.Consume(n);
     absl::MutexLock lock(&mu_);
@@ -185,6 +194,7 @@ absl::StatusOr<MigrationOutcome> Mover::Migrate(const std::string& key, Tier to,
   const SnapshotRecord& rec = *found;
   if (rec.tier == to) return MigrationOutcome{key, rec.tier, to, "already"};
   absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError(absl::StrCat("migrate ", key, ": the daemon is shutting down"));
   queue_.push_back(Job{key, to});
   return MigrationOutcome{key, rec.tier, to, "queued"};
 }
@@ -195,6 +205,10 @@ absl::StatusOr<MigrationOutcome> Mover::RunMigration(const std::string& key, Tie
   const SnapshotRecord rec = *std::move(found);
   const Tier from = rec.tier;
   if (from == to) return MigrationOutcome{key, from, to, "already"};
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError(absl::StrCat("migrate ", key, ": the daemon is shutting down"));
+  }
   if (!MarkBusy(rec.id)) {
     return absl::FailedPreconditionError(absl::StrCat("snapshot ", key, " is already being migrated"));
   }

@@ -76,6 +76,12 @@ class Mover {
 
   // Starts the background worker (queued migrations, periodic reaping).
   void Start();
+  // Daemon shutdown: migrations still queued are dropped, background copies
+  // in flight stop at their next block (their staging copy is removed; the
+  // snapshot stays where it was) and new ones are refused (Unavailable), so
+  // a throttled demotion never holds up the exit. The move at Commit is not
+  // a background copy and finishes.
+  void Stop();
 
   // Moves the committed snapshot `key` to tier `to`. With wait, returns when
   // it is done (switched; the old copy goes when nothing can use it); else

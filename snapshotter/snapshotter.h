@@ -118,6 +118,9 @@ class Snapshotter {
   // Moves committed snapshots to a tier (mover.h). `name` is a key, or a
   // chainID matching every committed snapshot whose key ends in "/<chainID>".
   absl::StatusOr<std::vector<MigrationOutcome>> Migrate(const std::string& name, Tier to, bool wait);
+  // Daemon shutdown, before the threads that wait on migrations are joined:
+  // background copies stop, new migrations are refused (Mover::Stop).
+  void StopMigrations() { mover_.Stop(); }
 
   absl::StatusOr<std::vector<TierStats>> Stats();
   absl::StatusOr<std::vector<SnapshotEntry>> Entries();

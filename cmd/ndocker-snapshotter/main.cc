@@ -494,6 +494,9 @@ int Run(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server.reset();
   auto_promoter_slot->store(nullptr);
+  // A throttled demotion (pressure, or a promotion's) would hold the exit
+  // for as long as its copy takes: stopped here, redone after the restart.
+  (*core)->StopMigrations();
   pressure.Stop();
   if (auto_promoter) auto_promoter->Stop();
   if (hot_stacks) hot_stacks->StopReaper();  // they use the store and the core, which go first

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "snapshotter/snapshotter.h"
 #include "test/unit/temp_dir.h"
@@ -201,6 +203,42 @@ TEST_CASE("queued migrations run in the background", "[mover]") {
   CHECK((*q)[0].state == "queued");
   for (int i = 0; i < 500 && Record(*s, "base").tier != Tier::kSlow; ++i) ::usleep(10'000);
   CHECK(Record(*s, "base").tier == Tier::kSlow);
+}
+
+TEST_CASE("stopping the mover ends a throttled copy in flight and refuses new migrations",
+          "[mover]") {
+  TempDir dir;
+  SnapshotterOptions o = OptionsAt(dir);
+  o.migrate_bytes_per_second = 256 * 1024;  // 4 MiB would take 16 s
+  auto s = OpenWith(o);
+  Layer(*s, "ns/1/sha256:base", "", std::string(4 << 20, 'x'));
+  const SnapshotRecord before = Record(*s, "ns/1/sha256:base");
+  absl::StatusOr<std::vector<MigrationOutcome>> moved;
+  std::thread demote([&] { moved = s->Migrate("sha256:base", Tier::kSlow, /*wait=*/true); });
+  // Until the copy is under way (a block copied).
+  for (int i = 0; i < 500; ++i) {
+    const auto m = s->Health().migrations;
+    if (!m.empty() && m[0].bytes_copied > 0) break;
+    ::usleep(10'000);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  s->StopMigrations();
+  demote.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  REQUIRE_FALSE(moved.ok());
+  CHECK(moved.status().code() == absl::StatusCode::kCancelled);
+  // Where it was, intact; nothing of the copy left.
+  const SnapshotRecord after = Record(*s, "ns/1/sha256:base");
+  CHECK(after.tier == Tier::kFast);
+  CHECK(after.generation == before.generation);
+  CHECK(ReadAll(s->layout().FsDir(Tier::kFast, before.id, before.generation) + "/file").size() == (4u << 20));
+  CHECK(fs::is_empty(s->layout().StagingDir(Tier::kSlow)));
+  CHECK_FALSE(fs::exists(s->layout().SnapshotDir(Tier::kSlow, before.id, before.generation + 1)));
+
+  auto refused = s->Migrate("sha256:base", Tier::kSlow, /*wait=*/false);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(s->Health().migrations.empty());
 }
 
 TEST_CASE("ids are never reused, not even ids only a leftover directory shows", "[mover]") {
