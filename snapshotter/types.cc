@@ -14,4 +14,9 @@ const char* KindName(Kind kind) {
 
 const char* TierName(Tier tier) { return tier == Tier::kFast ? "fast" : "slow"; }
 
+std::string ClientNameOfKey(const std::string& key) {
+  const size_t slash = key.rfind('/');
+  return slash == std::string::npos ? key : key.substr(slash + 1);
+}
+
 }  // namespace ndocker

@@ -45,4 +45,9 @@ struct Mount {
 const char* KindName(Kind kind);  // "active", "view", "committed", "unknown"
 const char* TierName(Tier tier);  // "fast", "slow"
 
+// The client's name in a key containerd's metadata store made
+// ("<namespace>/<n>/<name>"): a committed layer's chainID, a container's id.
+// A key without '/' is returned whole.
+std::string ClientNameOfKey(const std::string& key);
+
 }  // namespace ndocker

@@ -6,18 +6,13 @@
 
 namespace ndocker::hbcsa {
 
-std::string ChainOfKey(const std::string& key) {
-  const size_t slash = key.rfind('/');
-  return slash == std::string::npos ? key : key.substr(slash + 1);
-}
-
 absl::StatusOr<std::vector<ChainLayer>> ChainFromEntries(const std::vector<SnapshotEntry>& entries,
                                                          const Layout& layout, const std::string& top_chain) {
   std::map<std::string, const SnapshotEntry*> by_key;
   const SnapshotEntry* top = nullptr;
   for (const SnapshotEntry& e : entries) {
     by_key[e.key] = &e;
-    if (top == nullptr && e.record.kind == Kind::kCommitted && ChainOfKey(e.key) == top_chain) top = &e;
+    if (top == nullptr && e.record.kind == Kind::kCommitted && ClientNameOfKey(e.key) == top_chain) top = &e;
   }
   if (top == nullptr) return absl::NotFoundError(absl::StrCat("no committed layer ", top_chain));
   std::vector<ChainLayer> chain;
@@ -27,7 +22,7 @@ absl::StatusOr<std::vector<ChainLayer>> ChainFromEntries(const std::vector<Snaps
     }
     if (chain.size() > entries.size()) return absl::DataLossError("snapshot parents form a cycle");
     const SnapshotRecord& r = e->record;
-    chain.push_back(ChainLayer{HotLayerSource{ChainOfKey(e->key), r.id, r.generation, r.tier},
+    chain.push_back(ChainLayer{HotLayerSource{ClientNameOfKey(e->key), r.id, r.generation, r.tier},
                                layout.FsDir(r.tier, r.id, r.generation)});
     if (r.parent.empty()) break;
     auto it = by_key.find(r.parent);

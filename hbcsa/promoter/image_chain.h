@@ -12,10 +12,6 @@
 
 namespace ndocker::hbcsa {
 
-// The chainID a committed layer's key names ("<ns>/<n>/<chainID>" or the
-// chainID alone).
-std::string ChainOfKey(const std::string& key);
-
 // The committed snapshot named `top_chain` (a key equal to it or ending in
 // "/<chainID>", as containerd names unpacked layers per namespace) and its
 // parents, top first. NotFound when the top is not held.

@@ -45,7 +45,7 @@ std::vector<ImageState> DescribeImages(const std::vector<Profile>& profiles,
   absl::flat_hash_map<std::string, const SnapshotEntry*> by_key;
   for (const SnapshotEntry& e : entries) {
     by_key[e.key] = &e;
-    if (e.record.kind == Kind::kCommitted) committed_by_chain[ChainOfKey(e.key)] = &e;
+    if (e.record.kind == Kind::kCommitted) committed_by_chain[ClientNameOfKey(e.key)] = &e;
   }
   std::vector<ImageState> out;
   for (auto& [image, s] : by_image) {
