@@ -1,40 +1,34 @@
 #include "hbcsa/recorder/cold_start_recorder.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "snapshotter/log.h"
 
 namespace ndocker::hbcsa {
 
-std::string ColdStartRecorder::ContainerIdOfKey(const std::string& key) {
-  const size_t slash = key.rfind('/');
-  return slash == std::string::npos ? key : key.substr(slash + 1);
-}
-
-std::string ColdStartRecorder::ChainIdOfKey(const std::string& key) {
-  const size_t at = key.rfind("sha256:");
-  return at == std::string::npos ? "" : key.substr(at);
-}
-
 void ColdStartRecorder::RootfsPrepared(const ndocker::RootfsPrepared& rootfs) {
-  Tracer* tracer = tracer_.load();
+  ContainerWatch* tracer = tracer_.load();
   if (tracer == nullptr || rootfs.lowers.empty()) return;
   if (auto it = rootfs.labels.find(kTraceLabel); it != rootfs.labels.end() && it->second == "false") {
     return;
   }
-  if (rootfs.shared_lower != 0) {
-    // It reads its hot files from the hot layer, not from the layers the
-    // tracer watches: its trace would miss exactly the files that matter.
-    spdlog::info("msg=\"cold-start trace skipped: the container runs on a hot layer\" container={} hot_layer={}",
-                 Q(ContainerIdOfKey(rootfs.key)), rootfs.shared_lower);
-    return;
-  }
   RootfsChain chain;
   chain.upper_dir = rootfs.upper_dir;
-  for (const LowerLayer& l : rootfs.lowers) chain.lowers.push_back({ChainIdOfKey(l.key), l.fs_dir});
-  const std::string container = ContainerIdOfKey(rootfs.key);
+  // Over a hot layer the image's layers are its data-only lower layers: an
+  // open of a file the hot layer has no data for reaches the layer's own
+  // file, which the tracer attributes as it does under a plain chain.
+  for (const LowerLayer& l : rootfs.lowers) chain.lowers.push_back({ClientNameOfKey(l.key), l.fs_dir});
+  if (chain.lowers.front().id.empty()) return;
+  const std::string container = ClientNameOfKey(rootfs.key);
   {
     absl::MutexLock lock(&tracing_mu_);
-    tracing_.emplace(container, chain.lowers.front().id);  // an open trace keeps its image
+    // An open trace keeps its image.
+    tracing_.emplace(container, Watched{chain.lowers.front().id, rootfs.shared_lower != 0});
+  }
+  if (rootfs.shared_lower != 0) {
+    spdlog::info("msg=\"tracing the hot layer's misses\" container={} hot_layer={}", Q(container),
+                 rootfs.shared_lower);
   }
   tracer->WatchContainer(container, std::move(chain));
 }
@@ -42,27 +36,43 @@ void ColdStartRecorder::RootfsPrepared(const ndocker::RootfsPrepared& rootfs) {
 absl::flat_hash_set<std::string> ColdStartRecorder::TracingTops() const {
   absl::MutexLock lock(&tracing_mu_);
   absl::flat_hash_set<std::string> tops;
-  for (const auto& [container, top] : tracing_) tops.insert(top);
+  for (const auto& [container, watched] : tracing_) {
+    if (!watched.over_hot_layer && !watched.gone) tops.insert(watched.top);
+  }
   return tops;
 }
 
 void ColdStartRecorder::Removed(const std::string& key, Kind kind) {
-  Tracer* tracer = tracer_.load();
+  ContainerWatch* tracer = tracer_.load();
   if (tracer == nullptr || kind != Kind::kActive) return;
+  const std::string container = ClientNameOfKey(key);
   {
+    // Kept until its OnTrace, which ContainerGone brings on the tracer's
+    // finisher thread and which needs to know how it was watched.
     absl::MutexLock lock(&tracing_mu_);
-    tracing_.erase(ContainerIdOfKey(key));
+    if (auto it = tracing_.find(container); it != tracing_.end()) it->second.gone = true;
   }
-  tracer->ContainerGone(ContainerIdOfKey(key));
+  tracer->ContainerGone(container);
 }
 
 void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
+  bool over_hot_layer = false;
   {
     absl::MutexLock lock(&tracing_mu_);
-    tracing_.erase(trace.container);
+    if (auto it = tracing_.find(trace.container); it != tracing_.end()) {
+      over_hot_layer = it->second.over_hot_layer;
+      tracing_.erase(it);
+    }
   }
   ProfileStore* store = store_.load();
   if (store == nullptr || chain.lowers.empty() || chain.lowers.front().id.empty()) return;
+  if (over_hot_layer && (trace.files.empty() || trace.end_reason == TraceEnd::kNeverStarted)) {
+    // The usual end over a hot layer: everything it read was hot (so no
+    // event of its own started the trace).
+    spdlog::info("msg=\"no hot layer misses\" container={} end={} host_reads={}", Q(trace.container),
+                 TraceEndName(trace.end_reason), trace.files.size());
+    return;
+  }
   if (trace.end_reason == TraceEnd::kNeverStarted) {
     // Created, never started (or removed first): nothing about its start.
     spdlog::info("msg=\"cold-start trace dropped: the container never started\" container={} host_reads={}",
@@ -72,6 +82,11 @@ void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
   const std::string top = chain.lowers.front().id;
   std::string image = image_of_ ? image_of_(top) : "";
   if (image.empty()) image = top;
+  std::optional<uint64_t> version_before;
+  if (over_hot_layer) {
+    auto before = store->Get(image);
+    if (before.ok() && before->has_value()) version_before = (*before)->version;
+  }
   TracedRun run;
   run.complete = trace.complete;
   for (const TraceFile& f : trace.files) run.files.push_back(HotFile{f.path, f.layer, f.size, 0});
@@ -81,11 +96,13 @@ void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
                  Q(p.status().message()));
     return;
   }
-  spdlog::info("msg=\"recorded cold-start trace\" container={} image={} files={} complete={} "
+  const bool changed = !version_before.has_value() || *version_before != p->version;
+  spdlog::info("msg=\"recorded {}\" container={} image={} files={} complete={} "
                "profile_version={} profile_files={} profile_bytes={} tracer_cpu_ms={:.2f}",
-               Q(trace.container), image, trace.files.size(), trace.complete, p->version, p->files.size(),
-               p->bytes(), absl::ToDoubleMilliseconds(trace.cpu));
-  if (profile_recorded_ && !p->files.empty()) profile_recorded_(image);
+               over_hot_layer ? "the hot layer's misses" : "cold-start trace", Q(trace.container), image,
+               trace.files.size(), trace.complete, p->version, p->files.size(), p->bytes(),
+               absl::ToDoubleMilliseconds(trace.cpu));
+  if (profile_recorded_ && !p->files.empty() && (!over_hot_layer || changed)) profile_recorded_(image);
 }
 
 }  // namespace ndocker::hbcsa

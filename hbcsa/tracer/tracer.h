@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "hbcsa/tracer/container_watch.h"
 #include "hbcsa/tracer/fanotify_group.h"
 #include "hbcsa/tracer/layer_path.h"
 #include "hbcsa/tracer/process_events.h"
@@ -111,19 +112,16 @@ class ProcLookup : public TraceLookup {
   uint64_t by_parent_ = 0;
 };
 
-class Tracer {
+class Tracer : public ContainerWatch {
  public:
   // Marks the filesystem of each tier root and starts the threads.
   static absl::StatusOr<std::unique_ptr<Tracer>> Start(const std::vector<std::string>& tier_roots,
                                                        const TracerOptions& options,
                                                        TraceSink* sink);
-  ~Tracer();  // ends open traces (kShutdown) and delivers them
+  ~Tracer() override;  // ends open traces (kShutdown) and delivers them
 
-  // A container rootfs was prepared (before it is mounted). `container` is
-  // the container id (the last component of the snapshot key).
-  void WatchContainer(const std::string& container, RootfsChain chain);
-  // The container exited or its rootfs snapshot is removed.
-  void ContainerGone(const std::string& container);
+  void WatchContainer(const std::string& container, RootfsChain chain) override;
+  void ContainerGone(const std::string& container) override;
 
   TracerStats stats();
 

@@ -46,9 +46,13 @@
 #  8. app's next containers run over the hot layer, mounted once read-only at
 #     <root>/hot-mounts/<id> (META over the layers as data-only layers): files
 #     read as in the image (hot ones and stubs), changes copy whole files up
-#     into a plain upper (no metacopy/redirect xattrs), the container is not
-#     traced. `ctr image rm --sync` of app: the hot layer is retired,
-#     unmounted and dropped (record, directory, mount point).
+#     into a plain upper (no metacopy/redirect xattrs). Such containers are
+#     traced for the hot layer's misses only: t-app-after reads nothing the
+#     hot layer lacks (no run recorded); t-hot reads the decoy's stubs, which
+#     join the profile (a new version); promote builds a new hot layer with
+#     their data and the old version is dropped once unused. `ctr image rm
+#     --sync` of app: the hot layer is retired, unmounted and dropped
+#     (record, directory, mount point).
 # Traces are awaited by polling the profile (bounded), never a fixed sleep.
 # shellcheck disable=SC2119 # lib functions take optional arguments
 set -euo pipefail
@@ -483,8 +487,12 @@ ndt_step "8. a container of app runs on the hot layer; the hot layer goes with t
 HID=$(jq -r .id <<<"$HV")
 STACK=$NDOCKER_ROOT/hot-mounts/$HID
 assert_grep "prepared snapshot.*t-app-after.*shared_lower=$HID" "$NDOCKER_LOG" "t-app-after was prepared over hot layer $HID"
-assert_grep "cold-start trace skipped: the container runs on a hot layer\" container=t-app-after" "$NDOCKER_LOG" \
-  "a container on the hot layer is not traced"
+assert_grep "tracing the hot layer's misses\" container=\"?t-app-after\"? " "$NDOCKER_LOG" \
+  "a container on the hot layer is traced for the hot layer's misses"
+ndt_wait_until 20 "t-app-after's trace of misses to end" grep -Eq "no hot layer misses\" container=\"?t-app-after\"? " "$NDOCKER_LOG"
+P0=$(profile_json app)
+assert_eq "$(jq -r .profile_version <<<"$HV")" "$(jq -r .version <<<"$P0")" \
+  "t-app-after read only hot files: the profile is still the hot layer's version"
 ctr_run -d --snapshotter "$NDOCKER_SNAPSHOTTER_NAME" "${REF[app]}" t-hot /bin/sh -c 'sleep 120' >/dev/null ||
   ndt_fail "ctr run -d app t-hot failed"
 mountpoint -q "$STACK" || ndt_fail "hot layer $HID is not mounted at $STACK"
@@ -521,6 +529,46 @@ mountpoint -q "$STACK" || ndt_fail "hot layer $HID unmounted by a daemon restart
 assert_eq "app data c" "$(exec_out /usr/bin/cat /app/data/c)" "t-hot reads /app/data/c after a daemon restart"
 ctr_remove_container t-hot >/dev/null
 ndt_pass "t-hot on hot layer $HID: image content, plain copy-ups"
+
+# t-hot read the decoy's stubs: its trace holds them (the hot files it read
+# came from the hot layer, which the tracer does not see), and they join
+# app's profile.
+profile_has_decoys() {
+  profile_json app | jq -e '[.files[].path] | index("/app/decoy/x") and index("/app/decoy/y")' >/dev/null
+}
+ndt_wait_until 30 "t-hot's misses in app's profile" profile_has_decoys
+P=$(profile_json app)
+assert_grep "recorded the hot layer's misses\" container=\"?t-hot\"? " "$NDOCKER_LOG" "t-hot's trace recorded as misses"
+assert_eq "$(($(jq -r .version <<<"$P0") + 1))" "$(jq -r .version <<<"$P")" "the misses made a new profile version"
+assert_eq "$(($(jq -r .runs <<<"$P0") + 1))" "$(jq -r .runs <<<"$P")" "t-hot's trace is one more run"
+read -r -a app_chain <<<"${CHAINS[app]}"
+for f in x y; do
+  assert_eq "${app_chain[3]} $(printf 'decoy %s: never opened\n' "$f" | wc -c) 1" \
+    "$(jq -r --arg p "/app/decoy/$f" '.files[] | select(.path == $p) | "\(.layer) \(.size) \(.runs)"' <<<"$P")" \
+    "profile: /app/decoy/$f from app's L4, its size, 1 run"
+done
+assert_eq "$(jq -c '[.files[].path] | sort' <<<"$P0")" \
+  "$(jq -c '[.files[].path | select(. != "/app/decoy/x" and . != "/app/decoy/y")] | sort' <<<"$P")" \
+  "profile: the other files as before"
+# promote builds the new version with the decoy's data; the old version,
+# retired, goes once no mount uses it.
+OLD_META=$META
+H=$(promote_app) || ndt_fail "ndockerctl promote (misses) failed: $H"
+HV=$(jq -c '.versions[] | select(.state == "ready")' <<<"$H")
+assert_eq "$(jq -r .version <<<"$P")" "$(jq -r .profile_version <<<"$HV")" "the new hot layer is built from the new profile version"
+[[ "$(jq -r .id <<<"$HV")" != "$HID" ]] || ndt_fail "promote after the misses kept hot layer $HID"
+HID=$(jq -r .id <<<"$HV")
+META=$HOT_ROOT/$HID
+STACK=$NDOCKER_ROOT/hot-mounts/$HID
+for f in x y; do
+  if getfattr -n trusted.overlay.metacopy "$META/app/decoy/$f" >/dev/null 2>&1; then
+    ndt_fail "new hot layer: /app/decoy/$f is still a metacopy stub"
+  fi
+  assert_eq "decoy $f: never opened" "$(cat "$META/app/decoy/$f")" "new hot layer: /app/decoy/$f with its data"
+done
+ndt_wait_until 60 "the previous hot layer version to go" bash -c "[[ ! -e '$OLD_META' ]]"
+assert_eq "$HID" "$(hot_ls_json | jq -r '.versions[].id')" "one hot layer version of app: the new one"
+ndt_pass "the hot layer's misses: profile version $(jq -r .version <<<"$P"), hot layer $HID"
 
 # The image goes: its top layer's snapshot is removed, the hot layer is
 # retired and, with no snapshot or mount on it, unmounted and dropped (with
