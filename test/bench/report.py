@@ -21,6 +21,7 @@ METRICS = [
     ("store_after_download_s", "store after last download s"),
     ("cold_start_s", "cold start s"),
     ("warm_start_s", "warm start s"),
+    ("cold_concurrent_s", "cold start of N containers at once s (N: the CSV's concurrent column)"),
     ("fast_bytes", "fast-tier bytes"),
     ("cold_seeks", "cold start: positionings on the emulated disk"),
     ("cold_slow_read_mb", "cold start: MiB read from the emulated disk"),

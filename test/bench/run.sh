@@ -18,6 +18,10 @@
 #                                       every metadata block (without it, directory blocks
 #                                       of the last layers unpacked are sometimes still
 #                                       cached: a bimodal cold start, see RESULTS.md)
+#                     [--concurrent N] after the warm start, caches dropped, N containers
+#                                       of the image started at once: cold_concurrent_s =
+#                                       until every one's probe fired (stdout probes only;
+#                                       each container in its own network namespace)
 #                     [--trace-cold DIR] trace the slow tier's requests during each cold
 #                                       start (emulator trace) and attribute them to files
 #                                       (tools/attribute-io.py) before the container stops:
@@ -56,6 +60,14 @@
 #   ndocker-hbcsa-ctrdfast  the same with containerd's root (content store,
 #                  metadata) on the fast tier, as overlay-fast has it;
 #                  fast_bytes then includes the content store
+#   ndocker-lass   LASS only: policy ldl, HBCSA off ([hbcsa] enabled =
+#                  false: no static analysis, no tracer, no hot layer);
+#                  containerd root on fast as in ndocker-hbcsa-ctrdfast,
+#                  container rootfs on the fast tier (the default)
+#   ndocker-static LASS + HBCSA static analysis only: engine/app layers kept
+#                  on fast, the measured cold start is the image's first
+#                  (so it is traced, but no hot layer is built: promote =
+#                  "manual"); otherwise as ndocker-lass
 #   NDB_NDOCKER_EXTRA_CONFIG: TOML appended to the LASS configs' ndocker
 #   config, e.g. "[tiers.slow]" and "flush_on_commit = true" on two lines
 #
@@ -71,6 +83,8 @@
 #   fast_layer_share        share of the unpacked layer bytes on the fast tier
 #                           (ndocker: its fast/slow snapshot dirs; overlay-fast 1,
 #                           overlay-slow 0)
+#   cold_concurrent_s, concurrent  with --concurrent N: N cold starts at once,
+#                           until the last is ready (N in `concurrent`)
 #   cold_seeks, cold_slow_read_mb  positionings and bytes read on the emulated
 #                           disk during the cold start (from the emulator's
 #                           stats file): separates a snapshotter's own I/O
@@ -79,13 +93,14 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH/../.." && pwd)
 
-images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out="" fresh_fs=1
+images="" configs="overlay-slow,overlay-fast,ndocker-slow,ndocker-fast" runs=3 out="" fresh_fs=1 concurrent=0
 pull_mode=ctr start=1 trace_cold="" checkpoint_fs=0 first_round=1
 fast_dir=${NDB_FAST_DIR:-/mnt/ndocker-bench/fast} slow_dir=${NDB_SLOW_DIR:-/mnt/ndocker-bench/slow}
 while (($#)); do
   case $1 in
     --images) images=$2; shift 2 ;;
     --configs) configs=$2; shift 2 ;;
+    --concurrent) concurrent=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --fast-dir) fast_dir=$2; shift 2 ;;
@@ -113,7 +128,7 @@ if [[ -z "${NDB_IN_CLIENT_NS:-}" ]]; then
   exec "$BENCH/net/netns.sh" exec-client "$0" --images "$images" --configs "$configs" --runs "$runs" \
     --out "${out:-$BENCH/results/$(date +%Y%m%d-%H%M%S)}" --fast-dir "$fast_dir" --slow-dir "$slow_dir" \
     --pull "$pull_mode" $( ((fresh_fs)) || echo --no-fresh-fs) $( ((start)) || echo --no-start) \
-    $( ((checkpoint_fs)) && echo --checkpoint-fs) --first-round "$first_round" \
+    $( ((checkpoint_fs)) && echo --checkpoint-fs) --first-round "$first_round" --concurrent "$concurrent" \
     ${trace_cold:+--trace-cold "$trace_cold"}
 fi
 
@@ -131,7 +146,7 @@ IFS=, read -r -a config_list <<<"$configs"
 mkdir -p "$out"
 [[ -z "$trace_cold" ]] || mkdir -p "$trace_cold"
 csv=$out/results.csv
-[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb,fast_layer_share" >"$csv"
+[[ -s "$csv" ]] || echo "round,image,category,config,rate,pull_s,pull_sync_s,store_after_download_s,cold_start_s,warm_start_s,fast_bytes,slow_bytes,cold_seeks,cold_slow_read_mb,fast_layer_share,cold_concurrent_s,concurrent" >"$csv"
 
 ndt_setup bench
 NDB_RATE=$(tc qdisc show dev "${NDB_NET_DEV_CLIENT:-ndb-c0}" 2>/dev/null | sed -n 's/.* rate \([^ ]*\) .*/\1/p' | head -n 1)
@@ -217,6 +232,31 @@ time_start() {
   echo "${t:-none} $seeks $mb"
 }
 
+# time_concurrent SNAPSHOTTER REF ID PROBE BUDGET N: N containers of REF
+# started at once (caches dropped by the caller); prints the seconds until
+# every one's probe fired, "none" when one did not within 4x its budget.
+time_concurrent() {
+  local sn=$1 ref=$2 id=$3 probe=$4 budget=$5 n=$6 t0 i rc=0 t
+  local -a pids=() logs=()
+  t0=$(now)
+  # Each in its own network namespace (no --net-host): the corpus apps
+  # listen on fixed ports, so only one of them could bind on the host's.
+  for ((i = 0; i < n; i++)); do
+    logs[i]=$NDT_WORKDIR/logs/$id-$i.out
+    ctr_run --rm --snapshotter "$sn" "$ref" "$id-$i" >"${logs[i]}" 2>&1 &
+    pids[i]=$!
+  done
+  for ((i = 0; i < n; i++)); do
+    if ! bench_probe_wait "$probe" "${logs[i]}" "$((budget * 4))" "${pids[i]}"; then
+      ndt_log "container $id-$i of $n: probe $probe did not fire; output:"; tail -n 5 "${logs[i]}" >&2
+      rc=1
+    fi
+  done
+  t=$(ndt_elapsed "$t0")
+  for ((i = 0; i < n; i++)); do stop_container "$id-$i" "${pids[i]}"; done
+  if ((rc == 0)); then echo "$t"; else echo none; fi
+}
+
 # measure ROUND IMAGE CONFIG
 measure() {
   local round=$1 img=$2 cfg=$3 ref probe budget category sn home_tier
@@ -232,7 +272,7 @@ measure() {
     ndocker-slow-rootfast) sn=ndocker home_tier=$slow_dir ;;
     ndocker-ldl | ndocker-predict) sn=ndocker home_tier=$fast_dir ;;
     ndocker-ldl-ctrdslow | ndocker-hbcsa) sn=ndocker home_tier=$slow_dir ;;
-    ndocker-hbcsa-ctrdfast) sn=ndocker home_tier=$fast_dir ;;
+    ndocker-hbcsa-ctrdfast | ndocker-lass | ndocker-static) sn=ndocker home_tier=$fast_dir ;;
     *) ndt_fail "unknown configuration $cfg" ;;
   esac
   local fast_home=$fast_dir/bench/$cfg slow_home=$slow_dir/bench/$cfg
@@ -260,6 +300,12 @@ measure() {
         local policy=${cfg#ndocker-}
         printf '[placement]\ncontainer_tier = "slow"\n[lass]\npolicy = "%s"\ncontainerd_root = "%s"\n%s\n' \
           "${policy%-ctrdslow}" "$home/containerd" "${NDB_NDOCKER_EXTRA_CONFIG:-}" >"$nd_config" ;;
+      ndocker-lass | ndocker-static)
+        nd_root=$fast_home/ndocker tier=fast
+        local hbcsa='enabled = false'
+        [[ $cfg == ndocker-static ]] && hbcsa='promote = "manual"'
+        printf '[lass]\npolicy = "ldl"\ncontainerd_root = "%s"\n[hbcsa]\n%s\n%s\n' \
+          "$home/containerd" "$hbcsa" "${NDB_NDOCKER_EXTRA_CONFIG:-}" >"$nd_config" ;;
       ndocker-hbcsa | ndocker-hbcsa-ctrdfast)
         nd_root=$fast_home/ndocker tier=fast
         printf '[placement]\ncontainer_tier = "%s"\n[lass]\npolicy = "ldl"\ncontainerd_root = "%s"\n[hbcsa]\npromote = "after-trace"\ndemote = true\n%s\n' \
@@ -297,7 +343,7 @@ measure() {
   t2=$(now)
   local last_blob
   last_blob=$(find "$NDT_CTRD_ROOT/io.containerd.content.v1.content/blobs/sha256" -type f -printf '%T@\n' | sort -n | tail -n 1)
-  local cold=none warm=none cold_seeks=- cold_read_mb=- _s _m
+  local cold=none warm=none cold_seeks=- cold_read_mb=- _s _m conc=none
   if ((start)); then
     if ((checkpoint_fs)); then
       local d
@@ -331,6 +377,11 @@ measure() {
     read -r cold cold_seeks cold_read_mb < <(time_start "$sn" "$ref" "cold-$round-$img" "$probe" "$budget" \
       ${trace_cold:+"$trace_cold/$round-$img-$cfg"})
     read -r warm _s _m < <(time_start "$sn" "$ref" "warm-$round-$img" "$probe" "$budget")
+    if ((concurrent > 0)) && [[ $probe == stdout:* ]]; then
+      drop_caches
+      conc=$(time_concurrent "$sn" "$ref" "conc-$round-$img" "$probe" "$budget" "$concurrent")
+      ndt_log "$img $cfg: $concurrent cold starts at once: ${conc}s (one: ${cold}s)"
+    fi
   fi
   NDT_NS=$ns_saved
   # CSV: empty cells for what is unknown.
@@ -338,6 +389,8 @@ measure() {
   [[ $warm == none ]] && warm=""
   [[ $cold_seeks == - ]] && cold_seeks=""
   [[ $cold_read_mb == - ]] && cold_read_mb=""
+  local conc_n=""
+  if [[ $conc == none ]]; then conc=""; else conc_n=$concurrent; fi
   local fast_bytes slow_bytes share
   case $cfg in
     overlay-slow) share=0 ;;
@@ -356,9 +409,9 @@ measure() {
     # What the fast device holds, by part (allocated bytes).
     ndt_log "$img $cfg fast device: $(cd "$fast_home" && du -xsB1 ndocker/* fast/* containerd/* 2>/dev/null | tr '\t\n' '= ' )"
   fi
-  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$img" "$category" "$cfg" "$NDB_RATE" \
     "$(ndt_elapsed "$t0" "$t1")" "$(ndt_elapsed "$t0" "$t2")" "$(ndt_elapsed "$last_blob" "$t1")" \
-    "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" "$share" | tee -a "$csv"
+    "$cold" "$warm" "$fast_bytes" "$slow_bytes" "$cold_seeks" "$cold_read_mb" "$share" "$conc" "$conc_n" | tee -a "$csv"
 
   containerd_stop
   [[ $sn == ndocker ]] && ndocker_stop
