@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -221,10 +220,9 @@ TEST_CASE("stopping the mover ends a throttled copy in flight and refuses new mi
     if (!m.empty() && m[0].bytes_copied > 0) break;
     ::usleep(10'000);
   }
-  const auto t0 = std::chrono::steady_clock::now();
   s->StopMigrations();
   demote.join();
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  // Cancelled mid-copy (not a wall-clock bound: the copy did not run to its end).
   REQUIRE_FALSE(moved.ok());
   CHECK(moved.status().code() == absl::StatusCode::kCancelled);
   // Where it was, intact; nothing of the copy left.
