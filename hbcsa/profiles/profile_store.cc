@@ -20,15 +20,18 @@ absl::StatusOr<std::optional<Profile>> Load(const MetaTxn& txn, const std::strin
 }  // namespace
 
 absl::StatusOr<Profile> ProfileStore::Record(const std::string& image, const std::string& top_chain,
-                                             const TracedRun& run, absl::Time now) {
+                                             const TracedRun& run, absl::Time now, bool* changed) {
   Profile out;
   NDOCKER_RETURN_IF_ERROR(meta_.Update([&](MetaTxn& txn) -> absl::Status {
     auto have = Load(txn, image);
     if (!have.ok()) return have.status();
     Profile p = have->value_or(Profile{});
+    const bool existed = have->has_value();
+    const uint64_t before = p.version;
     p.image = image;
     if (!top_chain.empty()) p.top_chain = top_chain;
     MergeRun(p, run, now, max_files_);
+    if (changed != nullptr) *changed = !existed || p.version != before;
     out = p;
     return txn.PutAux(kSpace, image, ToJson(p));
   }));

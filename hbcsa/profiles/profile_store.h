@@ -17,9 +17,11 @@ class ProfileStore {
   ProfileStore(MetaStore& meta, size_t max_files) : meta_(meta), max_files_(max_files) {}
 
   // Merges one traced run into the image's profile (creating it) and
-  // returns the profile as stored.
+  // returns the profile as stored. `changed`, when given: whether the merge
+  // made a new version (always for a new profile), decided in the same
+  // transaction.
   absl::StatusOr<Profile> Record(const std::string& image, const std::string& top_chain,
-                                 const TracedRun& run, absl::Time now);
+                                 const TracedRun& run, absl::Time now, bool* changed = nullptr);
   absl::StatusOr<std::optional<Profile>> Get(const std::string& image) const;
   // Whether the image has a profile, without parsing it (asked on the
   // Prepare path).

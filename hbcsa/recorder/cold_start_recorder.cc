@@ -1,7 +1,5 @@
 #include "hbcsa/recorder/cold_start_recorder.h"
 
-#include <optional>
-
 #include "absl/strings/str_cat.h"
 #include "snapshotter/log.h"
 
@@ -82,21 +80,16 @@ void ColdStartRecorder::OnTrace(const Trace& trace, const RootfsChain& chain) {
   const std::string top = chain.lowers.front().id;
   std::string image = image_of_ ? image_of_(top) : "";
   if (image.empty()) image = top;
-  std::optional<uint64_t> version_before;
-  if (over_hot_layer) {
-    auto before = store->Get(image);
-    if (before.ok() && before->has_value()) version_before = (*before)->version;
-  }
   TracedRun run;
   run.complete = trace.complete;
   for (const TraceFile& f : trace.files) run.files.push_back(HotFile{f.path, f.layer, f.size, 0});
-  auto p = store->Record(image, top, run, absl::Now());
+  bool changed = false;
+  auto p = store->Record(image, top, run, absl::Now(), &changed);
   if (!p.ok()) {
     spdlog::warn("msg=\"could not record a cold-start trace\" container={} error={}", Q(trace.container),
                  Q(p.status().message()));
     return;
   }
-  const bool changed = !version_before.has_value() || *version_before != p->version;
   spdlog::info("msg=\"recorded {}\" container={} image={} files={} complete={} "
                "profile_version={} profile_files={} profile_bytes={} tracer_cpu_ms={:.2f}",
                over_hot_layer ? "the hot layer's misses" : "cold-start trace", Q(trace.container), image,

@@ -99,9 +99,15 @@ TEST_CASE("profiles are durable in the metadata store", "[hbcsa][profile]") {
     auto p = store.Record(kImage, kTop, Run({{"/bin/app", kL2, 100, 0}}), absl::Now());
     REQUIRE(p.ok());
     CHECK(p->version == 1);
-    p = store.Record(kImage, kTop, Run({{"/bin/app", kL2, 100, 0}, {"/x", kL1, 1, 0}}), absl::Now());
+    bool changed = false;
+    p = store.Record(kImage, kTop, Run({{"/bin/app", kL2, 100, 0}, {"/x", kL1, 1, 0}}), absl::Now(), &changed);
     REQUIRE(p.ok());
     CHECK(p->version == 2);
+    CHECK(changed);
+    p = store.Record(kImage, kTop, Run({{"/x", kL1, 1, 0}}), absl::Now(), &changed);
+    REQUIRE(p.ok());
+    CHECK(p->version == 2);
+    CHECK_FALSE(changed);  // a run of files already in it: one more run, same version
   }
   auto meta = MetaStore::Open(dir.path());
   REQUIRE(meta.ok());
@@ -109,7 +115,7 @@ TEST_CASE("profiles are durable in the metadata store", "[hbcsa][profile]") {
   auto got = store.Get(kImage);
   REQUIRE(got.ok());
   REQUIRE(got->has_value());
-  CHECK((*got)->runs == 2);
+  CHECK((*got)->runs == 3);
   CHECK((*got)->files.size() == 2);
   CHECK(store.Has(kImage).value_or(false));
   auto all = store.List();
